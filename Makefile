@@ -1,0 +1,157 @@
+# Makefile: builds the timelimit SQLite extension (ext/) and its tests,
+# benchmarks and demo.
+#
+#   make                 ext/timelimit.so, build/libtimelimit.a, timelimit.pc
+#   make test            every test: Check suites, sql/ scripts, Python client
+#   make sanitize        the C tests under ASan+UBSan, then under TSan
+#   make valgrind        the C tests under valgrind
+#   make bench           the benchmarks (tests/bench/)
+#   make demo            sql/demo.sql in the sqlite3 shell
+#   make install PREFIX=/usr/local DESTDIR=
+#   make uninstall, make clean
+#
+# CFLAGS is yours (default -O2 -g); the project's flags are appended to it.
+# SANITIZE=address,undefined or SANITIZE=thread builds into BUILD with that
+# sanitizer.
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+SQLITE3 ?= sqlite3
+BUILD ?= build
+SANITIZE ?=
+
+PREFIX ?= /usr/local
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+EXTDIR ?= $(LIBDIR)/sqlite3
+
+VERSION = 0.1.0
+
+# Debian packages: to build, to run the tests, to run the demo.
+DEPS_BUILD = gcc make pkg-config libsqlite3-dev
+DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3
+DEPS_DEMO = $(DEPS_BUILD) sqlite3
+
+SQLITE_CFLAGS = $(shell $(PKG_CONFIG) --cflags sqlite3)
+SQLITE_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check)
+CHECK_LIBS = $(shell $(PKG_CONFIG) --libs check)
+
+PROJECT_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+  -pthread -fPIC
+ifneq ($(SANITIZE),)
+PROJECT_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+  -fno-sanitize-recover=all
+SANITIZE_LDFLAGS = -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS = $(CFLAGS) $(PROJECT_CFLAGS) $(SQLITE_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(SANITIZE_LDFLAGS) -pthread
+
+EXT_SO = ext/timelimit.so
+TL_OBJ = $(BUILD)/timelimit.o
+TL_LIB = $(BUILD)/libtimelimit.a
+TL_PC = $(BUILD)/timelimit.pc
+CHECK_BIN = $(BUILD)/check_all
+CHECK_SRC = tests/check_main.c tests/check_timelimit.c
+CHECK_HDR = tests/tests.h ext/timelimit.h
+BENCH_BINS = $(BUILD)/bench_timelimit
+# Every sql/ script but the demo has a .expected transcript.
+SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
+
+# A sanitized build makes only what the C tests need.
+ifeq ($(SANITIZE),)
+all: $(EXT_SO) $(TL_LIB) $(TL_PC)
+else
+all: $(TL_LIB)
+endif
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+# The loadable extension exports only sqlite3_timelimit_init and does not
+# link libsqlite3: it calls SQLite through the pointer the loader gives it.
+$(EXT_SO): ext/timelimit.c ext/timelimit.h
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -shared -o $@ ext/timelimit.c \
+	  $(ALL_LDFLAGS)
+
+# The same source, for static linking (-DSQLITE_CORE).
+$(TL_OBJ): ext/timelimit.c ext/timelimit.h | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -c -o $@ ext/timelimit.c
+
+$(TL_LIB): $(TL_OBJ)
+	rm -f $@
+	ar rcs $@ $(TL_OBJ)
+
+$(TL_PC): ext/timelimit.pc.in Makefile | $(BUILD)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	  ext/timelimit.pc.in > $@
+
+$(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(TL_LIB)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
+	  $(CHECK_SRC) $(TL_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) $(ALL_LDFLAGS)
+
+$(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB)
+	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
+	  tests/bench/bench_timelimit.c $(TL_LIB) $(SQLITE_LIBS) -lm $(ALL_LDFLAGS)
+
+# Targets that first make sure the Debian packages are there, then run the
+# real target in a new make (so pkg-config is asked only once it exists).
+test:
+	@scripts/deps.sh $(DEPS_TEST)
+	@$(MAKE) --no-print-directory test-c test-sql test-python
+
+demo:
+	@scripts/deps.sh $(DEPS_DEMO)
+	@$(MAKE) --no-print-directory $(EXT_SO)
+	stdbuf -oL $(SQLITE3) :memory: < sql/demo.sql 2>&1
+
+sanitize:
+	@scripts/deps.sh $(DEPS_TEST)
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  SANITIZE=address,undefined test-c
+	@$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread test-c
+
+valgrind:
+	@scripts/deps.sh $(DEPS_TEST) valgrind
+	@$(MAKE) --no-print-directory $(CHECK_BIN)
+	CK_FORK=no CK_TIMEOUT_MULTIPLIER=20 valgrind --error-exitcode=1 \
+	  --leak-check=full --errors-for-leak-kinds=definite $(CHECK_BIN)
+
+bench:
+	@scripts/deps.sh $(DEPS_BUILD)
+	@$(MAKE) --no-print-directory $(BENCH_BINS)
+	$(BUILD)/bench_timelimit
+
+# Slow sanitizer builds get more time per Check test.
+test-c: $(CHECK_BIN)
+	CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
+
+test-sql: $(EXT_SO)
+	tests/sqltest.sh $(SQLITE3) $(SQL_TESTS)
+
+test-python: $(EXT_SO)
+	$(PYTHON) tests/test_timelimit.py $(EXT_SO)
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(EXTDIR)
+	install -m 644 ext/timelimit.h $(DESTDIR)$(INCLUDEDIR)/timelimit.h
+	install -m 644 $(TL_LIB) $(DESTDIR)$(LIBDIR)/libtimelimit.a
+	install -m 644 $(TL_PC) $(DESTDIR)$(PKGCONFIGDIR)/timelimit.pc
+	install -m 755 $(EXT_SO) $(DESTDIR)$(EXTDIR)/timelimit.so
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/timelimit.h \
+	  $(DESTDIR)$(LIBDIR)/libtimelimit.a \
+	  $(DESTDIR)$(PKGCONFIGDIR)/timelimit.pc \
+	  $(DESTDIR)$(EXTDIR)/timelimit.so
+
+clean:
+	rm -rf build $(EXT_SO)
+
+.PHONY: all test demo sanitize valgrind bench test-c test-sql test-python \
+  install uninstall clean

@@ -1,0 +1,24 @@
+/*
+** tests.h: the Check suites of the project's unit tests and the helpers they
+** share.  tests/check_main.c runs every suite.
+*/
+#ifndef TESTS_H
+#define TESTS_H
+
+#include <check.h>
+#include <stdint.h>
+
+Suite *timelimit_suite(void);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+int64_t test_now_ms(void);
+
+/*
+** Makes a new empty directory for a test's files, under TMPDIR or else the
+** current directory, and returns its path (static storage, valid until the
+** next call).  test_rmdir() removes it and the files in it.
+*/
+const char *test_tmpdir(void);
+void test_rmdir(const char *zDir);
+
+#endif /* TESTS_H */

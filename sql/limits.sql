@@ -40,20 +40,24 @@ WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<10000)
 SELECT count(*) FROM c;
 SELECT timelimit_ops(0);
 
--- Triggers run inside the statement that fired them and share its clock.
+-- Triggers run inside the statement that fired them and share its clock:
+-- this UPDATE fires its trigger for each of 100000 rows, and stops at its
+-- deadline with nothing changed.
 CREATE TABLE t(x);
 CREATE TABLE log(n);
-CREATE TRIGGER tg AFTER INSERT ON t BEGIN
-  INSERT INTO log VALUES (new.x);
+INSERT INTO t WITH RECURSIVE c(x) AS
+  (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<100000) SELECT x FROM c;
+CREATE TRIGGER tg AFTER UPDATE ON t BEGIN
+  INSERT INTO log SELECT count(*) FROM (WITH RECURSIVE c(y) AS
+    (SELECT 1 UNION ALL SELECT y+1 FROM c WHERE y<100) SELECT y FROM c);
 END;
 SELECT timelimit(50);
-INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c)
-SELECT x FROM c;
-SELECT timelimit_reason(), (SELECT count(*) FROM t), (SELECT count(*) FROM log);
+UPDATE t SET x = x + 1;
+SELECT timelimit_reason(), (SELECT sum(x) FROM t), (SELECT count(*) FROM log);
 
 -- COMMIT is never given a deadline or a budget.
 SELECT timelimit(1), timelimit_ops(1);
 BEGIN;
-INSERT INTO t VALUES (1), (2), (3);
+INSERT INTO log VALUES (1), (2), (3);
 COMMIT;
-SELECT count(*) FROM t;
+SELECT count(*) FROM log;

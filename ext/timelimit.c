@@ -95,13 +95,13 @@ static const char tlCancel[] = "cancel";
 /* One statement that has started and not yet ended on a connection. */
 typedef struct TlStmt TlStmt;
 struct TlStmt {
-  sqlite3_stmt *pStmt;  /* The statement */
-  int64_t deadline;     /* CLOCK_MONOTONIC ns it must end by, or TL_NEVER */
-  int64_t tickEnd;      /* TlConn.nTick at which its budget is spent */
-  int64_t tick0;        /* TlConn.nTick when it started */
-  unsigned steps0;      /* Its VM step counter when it started */
-  int bExempt;          /* Ends a transaction: never stopped */
-  const char *zStop;    /* Why it was stopped, or NULL */
+  sqlite3_stmt *pStmt; /* The statement */
+  int64_t deadline;    /* CLOCK_MONOTONIC ns it must end by, or TL_NEVER */
+  int64_t tickEnd;     /* TlConn.nTick at which its budget is spent */
+  int64_t tick0;       /* TlConn.nTick when it started */
+  unsigned steps0;     /* Its VM step counter when it started */
+  int bExempt;         /* Ends a transaction: never stopped */
+  const char *zStop;   /* Why it was stopped, or NULL */
 };
 
 /*
@@ -115,31 +115,31 @@ struct TlStmt {
 */
 typedef struct TlConn TlConn;
 struct TlConn {
-  sqlite3 *db;              /* The connection (never called by others) */
-  int64_t id;               /* Process-unique id, from 1 */
-  TlConn *pNextDb;          /* Registry chain by db (registry mutex) */
-  TlConn *pNextId;          /* Registry chain by id (registry mutex) */
-  pthread_mutex_t mu;       /* Protects the (mu) fields */
-  TlStmt *aStmt;            /* Active statements, oldest first (owner;
-                               entries change under mu) */
-  int nStmt;                /* Number of active statements (mu) */
-  int nAlloc;               /* Allocated entries of aStmt (owner) */
-  int nExempt;              /* Active statements that end a txn (mu) */
-  int64_t deadline;         /* Earliest deadline of aStmt (owner) */
-  int64_t tickEnd;          /* Earliest budget end of aStmt (owner) */
-  int64_t nTick;            /* Progress handler calls (owner) */
-  int64_t iRun;             /* Runs started while idle, from 1 (mu) */
-  atomic_llong cancelRun;   /* Run to stop at the next check, or 0 */
-  int64_t limitMs;          /* Time limit for new statements, 0=none (mu) */
-  int64_t opsLimit;         /* Step budget for new statements, 0=none (mu) */
-  int bLocked;              /* SQL may only lower limits (mu) */
-  int bHooked;              /* This extension installed the hooks (owner) */
-  int bUnhooked;            /* The hooks were seen to be replaced (mu) */
-  const char *zReason;      /* Why the last statement stopped, or NULL (mu) */
-  int64_t startNs;          /* When the current run started (mu) */
-  int64_t nStatements;      /* Statements started (mu) */
-  int64_t nTimeouts;        /* Statements stopped by deadline or budget (mu) */
-  int64_t nCancels;         /* Statements stopped by an interrupt (mu) */
+  sqlite3 *db;            /* The connection (never called by others) */
+  int64_t id;             /* Process-unique id, from 1 */
+  TlConn *pNextDb;        /* Registry chain by db (registry mutex) */
+  TlConn *pNextId;        /* Registry chain by id (registry mutex) */
+  pthread_mutex_t mu;     /* Protects the (mu) fields */
+  TlStmt *aStmt;          /* Active statements, oldest first (owner;
+                             entries change under mu) */
+  int nStmt;              /* Number of active statements (mu) */
+  int nAlloc;             /* Allocated entries of aStmt (owner) */
+  int nExempt;            /* Active statements that end a txn (mu) */
+  int64_t deadline;       /* Earliest deadline of aStmt (owner) */
+  int64_t tickEnd;        /* Earliest budget end of aStmt (owner) */
+  int64_t nTick;          /* Progress handler calls (owner) */
+  int64_t iRun;           /* Runs started while idle, from 1 (mu) */
+  atomic_llong cancelRun; /* Run to stop at the next check, or 0 */
+  int64_t limitMs;        /* Time limit for new statements, 0=none (mu) */
+  int64_t opsLimit;       /* Step budget for new statements, 0=none (mu) */
+  int bLocked;            /* SQL may only lower limits (mu) */
+  int bHooked;            /* This extension installed the hooks (owner) */
+  int bUnhooked;          /* The hooks were seen to be replaced (mu) */
+  const char *zReason;    /* Why the last statement stopped, or NULL (mu) */
+  int64_t startNs;        /* When the current run started (mu) */
+  int64_t nStatements;    /* Statements started (mu) */
+  int64_t nTimeouts;      /* Statements stopped by deadline or budget (mu) */
+  int64_t nCancels;       /* Statements stopped by an interrupt (mu) */
   char zSql[TIMELIMIT_SQL_MAX]; /* Running or last statement's text (mu) */
   TlStmt aInline[TL_NINLINE];   /* First entries of aStmt */
 };
@@ -214,11 +214,11 @@ static void tlUnlink(TlConn *c) {
 ** after any white space and comments.
 */
 static int tlEndsTxn(const char *z) {
-  static const char *const azWord[] = {"commit", "end", "rollback",
-                                       "release"};
+  static const char *const azWord[] = {"commit", "end", "rollback", "release"};
   size_t i, n;
   for (;;) {
-    while (*z == ' ' || (*z >= '\t' && *z <= '\r')) z++;
+    while (*z == ' ' || (*z >= '\t' && *z <= '\r'))
+      z++;
     if (z[0] == '-' && z[1] == '-') {
       z = strchr(z, '\n');
       if (z == NULL) return 0;
@@ -248,7 +248,8 @@ static void tlCopySql(TlConn *c, const char *z) {
   size_t n = strlen(z);
   if (n >= sizeof(c->zSql)) {
     n = sizeof(c->zSql) - 1;
-    while (n > 0 && ((unsigned char)z[n] & 0xc0) == 0x80) n--;
+    while (n > 0 && ((unsigned char)z[n] & 0xc0) == 0x80)
+      n--;
   }
   memcpy(c->zSql, z, n);
   c->zSql[n] = 0;
@@ -341,7 +342,8 @@ static void tlStart(TlConn *c, sqlite3_stmt *pStmt, const char *zSql) {
   s = &c->aStmt[c->nStmt++];
   s->pStmt = pStmt;
   s->tick0 = c->nTick;
-  s->steps0 = (unsigned)sqlite3_stmt_status(pStmt, SQLITE_STMTSTATUS_VM_STEP, 0);
+  s->steps0 =
+      (unsigned)sqlite3_stmt_status(pStmt, SQLITE_STMTSTATUS_VM_STEP, 0);
   s->zStop = NULL;
   s->bExempt = tlEndsTxn(zSql);
   s->deadline = TL_NEVER;
@@ -359,10 +361,10 @@ static void tlStart(TlConn *c, sqlite3_stmt *pStmt, const char *zSql) {
     if (c->limitMs > 0) s->deadline = now + c->limitMs * 1000000;
     if (ops > 0) {
       /* The first k with k*CHECK - base >= ops, without overflow. */
-      s->tickEnd = c->nTick + ops / TIMELIMIT_CHECK_STEPS +
-                   (ops % TIMELIMIT_CHECK_STEPS + base +
-                    TIMELIMIT_CHECK_STEPS - 1) /
-                       TIMELIMIT_CHECK_STEPS;
+      s->tickEnd =
+          c->nTick + ops / TIMELIMIT_CHECK_STEPS +
+          (ops % TIMELIMIT_CHECK_STEPS + base + TIMELIMIT_CHECK_STEPS - 1) /
+              TIMELIMIT_CHECK_STEPS;
     }
     if (c->deadline < s->deadline) s->deadline = c->deadline;
     if (c->tickEnd < s->tickEnd) s->tickEnd = c->tickEnd;
@@ -489,8 +491,8 @@ static void tlError(sqlite3_context *ctx, const char *zFmt, ...) {
 */
 static int tlIntArg(sqlite3_context *ctx, sqlite3_value *v, const char *zFunc,
                     const char *zArg, int64_t lo, int64_t hi, int64_t *pOut) {
-  static const char *const azType[] = {"", "integer", "real", "text", "blob",
-                                       "NULL"};
+  static const char *const azType[] = {"",     "integer", "real",
+                                       "text", "blob",    "NULL"};
   int64_t x;
   int t = sqlite3_value_type(v);
   if (t != SQLITE_INTEGER) {
@@ -603,16 +605,16 @@ static void tlSqlReason(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 /* A copy of one connection's row, taken under its mutex. */
 typedef struct TlRow TlRow;
 struct TlRow {
-  int64_t id;         /* Connection id */
-  const char *zState; /* 'idle', 'running' or 'unhooked' */
-  char *zSql;         /* Running or last statement (sqlite3_malloc) */
-  int64_t elapsedMs;  /* Time the run has taken, or -1 if idle */
-  int64_t limitMs;    /* Time limit */
-  int64_t opsLimit;   /* Step budget */
+  int64_t id;          /* Connection id */
+  const char *zState;  /* 'idle', 'running' or 'unhooked' */
+  char *zSql;          /* Running or last statement (sqlite3_malloc) */
+  int64_t elapsedMs;   /* Time the run has taken, or -1 if idle */
+  int64_t limitMs;     /* Time limit */
+  int64_t opsLimit;    /* Step budget */
   int64_t nStatements; /* Statements started */
-  int64_t nTimeouts;  /* Statements stopped by deadline or budget */
-  int64_t nCancels;   /* Statements stopped by interrupt */
-  int bLocked;        /* Locked */
+  int64_t nTimeouts;   /* Statements stopped by deadline or budget */
+  int64_t nCancels;    /* Statements stopped by interrupt */
+  int bLocked;         /* Locked */
 };
 
 typedef struct TlVtab TlVtab;
@@ -688,7 +690,8 @@ static int tlVtabOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
 
 static void tlCursorClear(TlCursor *cur) {
   int i;
-  for (i = 0; i < cur->nRow; i++) sqlite3_free(cur->aRow[i].zSql);
+  for (i = 0; i < cur->nRow; i++)
+    sqlite3_free(cur->aRow[i].zSql);
   sqlite3_free(cur->aRow);
   cur->aRow = NULL;
   cur->nRow = cur->iRow = 0;
@@ -777,20 +780,36 @@ static int tlVtabColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx,
   TlCursor *cur = (TlCursor *)pCur;
   const TlRow *r = &cur->aRow[cur->iRow];
   switch (iCol) {
-  case TL_COL_ID: sqlite3_result_int64(ctx, r->id); break;
-  case TL_COL_STATE: sqlite3_result_text(ctx, r->zState, -1, SQLITE_STATIC); break;
+  case TL_COL_ID:
+    sqlite3_result_int64(ctx, r->id);
+    break;
+  case TL_COL_STATE:
+    sqlite3_result_text(ctx, r->zState, -1, SQLITE_STATIC);
+    break;
   case TL_COL_SQL:
     if (r->zSql) sqlite3_result_text(ctx, r->zSql, -1, SQLITE_TRANSIENT);
     break;
   case TL_COL_ELAPSED:
     if (r->elapsedMs >= 0) sqlite3_result_int64(ctx, r->elapsedMs);
     break;
-  case TL_COL_LIMIT: sqlite3_result_int64(ctx, r->limitMs); break;
-  case TL_COL_OPS: sqlite3_result_int64(ctx, r->opsLimit); break;
-  case TL_COL_STATEMENTS: sqlite3_result_int64(ctx, r->nStatements); break;
-  case TL_COL_TIMEOUTS: sqlite3_result_int64(ctx, r->nTimeouts); break;
-  case TL_COL_CANCELS: sqlite3_result_int64(ctx, r->nCancels); break;
-  default: sqlite3_result_int(ctx, r->bLocked); break;
+  case TL_COL_LIMIT:
+    sqlite3_result_int64(ctx, r->limitMs);
+    break;
+  case TL_COL_OPS:
+    sqlite3_result_int64(ctx, r->opsLimit);
+    break;
+  case TL_COL_STATEMENTS:
+    sqlite3_result_int64(ctx, r->nStatements);
+    break;
+  case TL_COL_TIMEOUTS:
+    sqlite3_result_int64(ctx, r->nTimeouts);
+    break;
+  case TL_COL_CANCELS:
+    sqlite3_result_int64(ctx, r->nCancels);
+    break;
+  default:
+    sqlite3_result_int(ctx, r->bLocked);
+    break;
   }
   return SQLITE_OK;
 }
@@ -842,10 +861,9 @@ static const struct {
 static int tlCreateSql(sqlite3 *db, TlConn *c) {
   int rc = SQLITE_OK, i;
   for (i = 0; i < TL_NFUNC && rc == SQLITE_OK; i++) {
-    rc = sqlite3_create_function_v2(db, tlFuncs[i].zName, tlFuncs[i].nArg,
-                                    SQLITE_UTF8 | SQLITE_DIRECTONLY, c,
-                                    tlFuncs[i].xFunc, NULL, NULL,
-                                    i == 0 ? tlDestroy : NULL);
+    rc = sqlite3_create_function_v2(
+        db, tlFuncs[i].zName, tlFuncs[i].nArg, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+        c, tlFuncs[i].xFunc, NULL, NULL, i == 0 ? tlDestroy : NULL);
   }
   if (rc == SQLITE_OK) {
     rc = sqlite3_create_module_v2(db, "timelimit_activity", &tlModule, c, NULL);
@@ -868,8 +886,8 @@ __declspec(dllexport)
 #else
 __attribute__((visibility("default")))
 #endif
-int sqlite3_timelimit_init(sqlite3 *db, char **pzErrMsg,
-                           const sqlite3_api_routines *pApi) {
+    int sqlite3_timelimit_init(sqlite3 *db, char **pzErrMsg,
+                               const sqlite3_api_routines *pApi) {
   TlConn *c;
   int rc;
   SQLITE_EXTENSION_INIT2(pApi);
@@ -896,8 +914,8 @@ int sqlite3_timelimit_init(sqlite3 *db, char **pzErrMsg,
   rc = tlCreateSql(db, c);
   if (rc != SQLITE_OK) {
     if (pzErrMsg) {
-      *pzErrMsg = sqlite3_mprintf("timelimit: cannot register: %s",
-                                  sqlite3_errstr(rc));
+      *pzErrMsg =
+          sqlite3_mprintf("timelimit: cannot register: %s", sqlite3_errstr(rc));
     }
     return rc;
   }

@@ -17,6 +17,12 @@ int64_t test_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int test_slowdown(void) {
+  const char *z = getenv("CK_TIMEOUT_MULTIPLIER");
+  int n = z ? atoi(z) : 1;
+  return n > 1 ? n : 1;
+}
+
 const char *test_tmpdir(void) {
   static char zDir[4096];
   const char *zBase = getenv("TMPDIR");

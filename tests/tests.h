@@ -14,6 +14,13 @@ Suite *timelimit_suite(void);
 int64_t test_now_ms(void);
 
 /*
+** How much slower than native this run is (CK_TIMEOUT_MULTIPLIER, default
+** 1): tests scale their time limits and bounds by it under sanitizers and
+** valgrind.
+*/
+int test_slowdown(void);
+
+/*
 ** Makes a new empty directory for a test's files, under TMPDIR or else the
 ** current directory, and returns its path (static storage, valid until the
 ** next call).  test_rmdir() removes it and the files in it.

@@ -102,7 +102,7 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 # real target in a new make (so pkg-config is asked only once it exists).
 test:
 	@scripts/deps.sh $(DEPS_TEST)
-	@$(MAKE) --no-print-directory test-c test-sql test-python
+	@$(MAKE) --no-print-directory test-c test-sql test-python test-install
 
 demo:
 	@scripts/deps.sh $(DEPS_DEMO)
@@ -136,6 +136,9 @@ test-sql: $(EXT_SO)
 test-python: $(EXT_SO)
 	$(PYTHON) tests/test_timelimit.py $(EXT_SO)
 
+test-install: all
+	CC="$(CC)" tests/install_test.sh "$(MAKE)" $(SQLITE3)
+
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(EXTDIR)
@@ -154,4 +157,4 @@ clean:
 	rm -rf build $(EXT_SO)
 
 .PHONY: all test demo sanitize valgrind bench test-c test-sql test-python \
-  install uninstall clean
+  test-install install uninstall clean

@@ -1,7 +1,8 @@
-# Makefile: builds the timelimit SQLite extension (ext/) and its tests,
-# benchmarks and demo.
+# Makefile: builds the timelimit SQLite extension (ext/), the sqlq library
+# (shim/), and their tests, benchmarks and demo.
 #
-#   make                 ext/timelimit.so, build/libtimelimit.a, timelimit.pc
+#   make                 ext/timelimit.so, build/libtimelimit.a, timelimit.pc,
+#                        build/libsqlq.a, build/libsqlq.so, sqlq.pc
 #   make test            every test: Check suites, sql/ scripts, Python client
 #   make sanitize        the C tests under ASan+UBSan, then under TSan
 #   make valgrind        the C tests under valgrind
@@ -54,18 +55,25 @@ EXT_SO = ext/timelimit.so
 TL_OBJ = $(BUILD)/timelimit.o
 TL_LIB = $(BUILD)/libtimelimit.a
 TL_PC = $(BUILD)/timelimit.pc
+SQLQ_SRC = shim/sqlq.c shim/conn.c shim/result.c
+SQLQ_HDR = shim/sqlq.h shim/sqlq_int.h ext/timelimit.h
+SQLQ_OBJ = $(SQLQ_SRC:shim/%.c=$(BUILD)/sqlq-%.o)
+SQLQ_LIB = $(BUILD)/libsqlq.a
+SQLQ_SONAME = libsqlq.so.0
+SQLQ_SO = $(BUILD)/$(SQLQ_SONAME)
+SQLQ_PC = $(BUILD)/sqlq.pc
 CHECK_BIN = $(BUILD)/check_all
-CHECK_SRC = tests/check_main.c tests/check_timelimit.c
-CHECK_HDR = tests/tests.h ext/timelimit.h
+CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_sqlq.c
+CHECK_HDR = tests/tests.h ext/timelimit.h shim/sqlq.h
 BENCH_BINS = $(BUILD)/bench_timelimit
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
 
 # A sanitized build makes only what the C tests need.
 ifeq ($(SANITIZE),)
-all: $(EXT_SO) $(TL_LIB) $(TL_PC)
+all: $(EXT_SO) $(TL_LIB) $(TL_PC) $(SQLQ_LIB) $(SQLQ_SO) $(SQLQ_PC)
 else
-all: $(TL_LIB)
+all: $(TL_LIB) $(SQLQ_LIB)
 endif
 
 $(BUILD):
@@ -85,14 +93,33 @@ $(TL_LIB): $(TL_OBJ)
 	rm -f $@
 	ar rcs $@ $(TL_OBJ)
 
-$(TL_PC): ext/timelimit.pc.in Makefile | $(BUILD)
+$(BUILD)/%.pc: Makefile | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	  -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-	  ext/timelimit.pc.in > $@
+	  $(filter %.pc.in,$^) > $@
 
-$(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(TL_LIB)
-	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
-	  $(CHECK_SRC) $(TL_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) $(ALL_LDFLAGS)
+$(TL_PC): ext/timelimit.pc.in
+$(SQLQ_PC): shim/sqlq.pc.in
+
+# The shim, with the extension compiled in (it registers it on every
+# connection it opens).
+$(BUILD)/sqlq-%.o: shim/%.c $(SQLQ_HDR) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -Ishim -c -o $@ $<
+
+$(SQLQ_LIB): $(SQLQ_OBJ) $(TL_OBJ)
+	rm -f $@
+	ar rcs $@ $(SQLQ_OBJ) $(TL_OBJ)
+
+# The shared library exports only sqlq_* (shim/sqlq.map).
+$(SQLQ_SO): $(SQLQ_OBJ) $(TL_OBJ) shim/sqlq.map
+	$(CC) -shared -Wl,-soname,$(SQLQ_SONAME) \
+	  -Wl,--version-script=shim/sqlq.map -o $@ $(SQLQ_OBJ) $(TL_OBJ) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
+	ln -sf $(SQLQ_SONAME) $(BUILD)/libsqlq.so
+
+$(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -Ishim -o $@ \
+	  $(CHECK_SRC) $(SQLQ_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) $(ALL_LDFLAGS)
 
 $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB)
 	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
@@ -146,12 +173,20 @@ install: all
 	install -m 644 $(TL_LIB) $(DESTDIR)$(LIBDIR)/libtimelimit.a
 	install -m 644 $(TL_PC) $(DESTDIR)$(PKGCONFIGDIR)/timelimit.pc
 	install -m 755 $(EXT_SO) $(DESTDIR)$(EXTDIR)/timelimit.so
+	install -m 644 shim/sqlq.h $(DESTDIR)$(INCLUDEDIR)/sqlq.h
+	install -m 644 $(SQLQ_LIB) $(DESTDIR)$(LIBDIR)/libsqlq.a
+	install -m 755 $(SQLQ_SO) $(DESTDIR)$(LIBDIR)/$(SQLQ_SONAME)
+	ln -sf $(SQLQ_SONAME) $(DESTDIR)$(LIBDIR)/libsqlq.so
+	install -m 644 $(SQLQ_PC) $(DESTDIR)$(PKGCONFIGDIR)/sqlq.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/timelimit.h \
 	  $(DESTDIR)$(LIBDIR)/libtimelimit.a \
 	  $(DESTDIR)$(PKGCONFIGDIR)/timelimit.pc \
-	  $(DESTDIR)$(EXTDIR)/timelimit.so
+	  $(DESTDIR)$(EXTDIR)/timelimit.so \
+	  $(DESTDIR)$(INCLUDEDIR)/sqlq.h $(DESTDIR)$(LIBDIR)/libsqlq.a \
+	  $(DESTDIR)$(LIBDIR)/$(SQLQ_SONAME) $(DESTDIR)$(LIBDIR)/libsqlq.so \
+	  $(DESTDIR)$(PKGCONFIGDIR)/sqlq.pc
 
 clean:
 	rm -rf build $(EXT_SO)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 Suite *timelimit_suite(void);
+Suite *sqlq_suite(void);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 int64_t test_now_ms(void);

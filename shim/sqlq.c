@@ -1,0 +1,660 @@
+/*
+** sqlq.c: the sqlq handle: its queues, worker threads and completions.
+**
+** DESIGN
+** One mutex (sqlq.mu) protects both queues, the task id table, the
+** completion list and the counters.  Writes (and, for ":memory:", reads) go
+** to the write queue, which one writer thread takes in FIFO order; reads go
+** to the read queue, which the reader threads share.  A worker pops a task
+** under the mutex, runs it without the mutex, then completes it under the
+** mutex: the task leaves the id table there, so sqlq_cancel() (which holds
+** the mutex while it interrupts) can never reach a task that has ended, and
+** can never interrupt the next task on the same connection.
+**
+** A completion goes to exactly one place: the sqlq_exec() caller waiting for
+** it, the completion list that sqlq_dispatch() empties (dispatch mode; an
+** eventfd is written when the list turns non-empty), or the task's callback
+** on the worker thread.  A canceled queued task moves to the cancel queue,
+** which every worker empties before its own, so the first free worker
+** completes it without running it and every callback runs where the mode
+** says.  A canceled running task is interrupted, and its connection's step
+** budget is set to 1 so that no later statement of the task runs either;
+** complete() puts the budget back under the mutex, before the connection
+** can take another task.
+**
+** sqlq_close() sets bClosing, which refuses new tasks; workers finish their
+** queues before they exit; close joins them, delivers the dispatch
+** completions left, and waits for callers still inside the handle to leave.
+**
+** Lock order: sqlq.mu, then the timelimit extension's locks.
+*/
+#include "sqlq_int.h"
+#include "timelimit.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HASH_SIZE 4096    /* Buckets of the task id table */
+#define DEFAULT_READERS 2 /* sqlq_options defaults */
+#define DEFAULT_TIMEOUT_MS 1000
+#define DEFAULT_MAX_ROWS 1000
+#define DEFAULT_CAPACITY 65536
+
+typedef struct Queue Queue;
+struct Queue {
+  sqlq__task *pHead;   /* Next task to run */
+  sqlq__task *pTail;   /* Last task queued */
+  pthread_cond_t cond; /* Signalled when a task is queued or on close */
+};
+
+typedef struct Worker Worker;
+struct Worker {
+  sqlq *q;          /* The handle */
+  sqlq__conn *conn; /* Its connection */
+  Queue *queue;     /* The queue it serves */
+  pthread_t thread; /* Its thread */
+  int bStarted;     /* thread is running */
+};
+
+/* An sqlq_exec() caller waiting for its task. */
+struct sqlq__waiter {
+  pthread_cond_t cond; /* Signalled when pTask is set */
+  sqlq__task *pTask;   /* The completed task, handed over (mu) */
+};
+
+struct sqlq {
+  char *zPath;         /* The database */
+  sqlq_options o;      /* Options, with defaults filled in */
+  int bMemory;         /* ":memory:": one connection, reads on writer */
+  pthread_mutex_t mu;  /* Protects everything below */
+  Queue writeQ;        /* Tasks for the writer */
+  Queue readQ;         /* Tasks for the readers */
+  Queue cancelQ;       /* Canceled tasks, for any worker (no cond) */
+  pthread_cond_t idle; /* Signalled when nCallers drops to 0 */
+  int nQueued;         /* Tasks in both queues */
+  int nRunning;        /* Tasks running */
+  int nCallers;        /* Threads inside the handle's functions */
+  int bClosing;        /* sqlq_close() has begun */
+  int64_t nextId;      /* Id of the next task */
+  sqlq__task *aHash[HASH_SIZE]; /* Queued and running tasks by id */
+  sqlq__task *pDoneHead;        /* Completions waiting for sqlq_dispatch() */
+  sqlq__task *pDoneTail;        /* Last of them */
+  int efd;                      /* eventfd of dispatch mode, or -1 */
+  sqlq_stats_t st;              /* Counters (queued, running derived) */
+  Worker writer;                /* The writer (no conn if read-only) */
+  Worker *aReader;              /* The readers */
+  int nReader;                  /* Readers */
+};
+
+/*
+** Nonzero on the library's worker threads and inside callbacks run by
+** sqlq_dispatch(): sqlq_exec() and sqlq_close() would deadlock there.
+*/
+static _Thread_local int tlsInCallback;
+
+/* ---- tasks ---- */
+
+static sqlq__task **hashSlot(sqlq *q, int64_t id) {
+  sqlq__task **pp = &q->aHash[(uint64_t)id % HASH_SIZE];
+  while (*pp && (*pp)->id != id)
+    pp = &(*pp)->pHash;
+  return pp;
+}
+
+static void queuePushBack(Queue *qu, sqlq__task *t) {
+  t->pNext = NULL;
+  t->pPrev = qu->pTail;
+  if (qu->pTail) {
+    qu->pTail->pNext = t;
+  } else {
+    qu->pHead = t;
+  }
+  qu->pTail = t;
+}
+
+static void queueRemove(Queue *qu, sqlq__task *t) {
+  if (t->pPrev) {
+    t->pPrev->pNext = t->pNext;
+  } else {
+    qu->pHead = t->pNext;
+  }
+  if (t->pNext) {
+    t->pNext->pPrev = t->pPrev;
+  } else {
+    qu->pTail = t->pPrev;
+  }
+  t->pNext = t->pPrev = NULL;
+}
+
+static int isWrite(sqlq_kind k) {
+  return k == SQLQ_WRITE || k == SQLQ_WRITE_MANY || k == SQLQ_SCRIPT ||
+         k == SQLQ_WRITE_FN;
+}
+
+/* The queue a task waits in: writes, and every task of ":memory:", go to
+** the writer. */
+static Queue *queueOf(sqlq *q, const sqlq__task *t) {
+  return isWrite(t->call.kind) || q->nReader == 0 ? &q->writeQ : &q->readQ;
+}
+
+static int64_t nowNs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int sqlq__task_canceled(sqlq__task *t) {
+  return atomic_load(&t->bCanceled);
+}
+
+static void taskFree(sqlq__task *t) {
+  sqlq_result_free(t->res);
+  free(t);
+}
+
+/* Checks a call; returns 0 or SQLQ_EINVAL / SQLQ_EREADONLY. */
+static int checkCall(sqlq *q, const sqlq_call *c) {
+  int i, nVal;
+  int bSql = c->kind == SQLQ_READ || c->kind == SQLQ_WRITE ||
+             c->kind == SQLQ_WRITE_MANY || c->kind == SQLQ_SCRIPT;
+  int bFn = c->kind == SQLQ_READ_FN || c->kind == SQLQ_WRITE_FN;
+  if (!bSql && !bFn) return SQLQ_EINVAL;
+  if (bSql && (c->sql == NULL || c->sql[strspn(c->sql, " \t\r\n\f\v")] == 0)) {
+    return SQLQ_EINVAL;
+  }
+  if (bFn && c->fn == NULL) return SQLQ_EINVAL;
+  if (c->flags & ~(SQLQ_ISOLATED | SQLQ_NO_TRANSACTION)) return SQLQ_EINVAL;
+  if ((c->flags & SQLQ_ISOLATED) && (c->kind != SQLQ_WRITE_FN || q->bMemory)) {
+    return SQLQ_EINVAL;
+  }
+  if ((c->flags & SQLQ_NO_TRANSACTION) &&
+      (!isWrite(c->kind) || c->kind == SQLQ_SCRIPT)) {
+    return SQLQ_EINVAL;
+  }
+  if (c->nparams < 0 || c->nrows < 0 || c->timeout_ms < 0 || c->max_rows < 0) {
+    return SQLQ_EINVAL;
+  }
+  if (c->kind == SQLQ_WRITE_MANY
+          ? c->nrows > 0 && c->nparams > 0 && c->params == NULL
+          : c->nparams > 0 && c->params == NULL) {
+    return SQLQ_EINVAL;
+  }
+  nVal = c->kind == SQLQ_WRITE_MANY ? c->nparams * c->nrows : c->nparams;
+  if (c->kind == SQLQ_WRITE_MANY && c->nparams > 0 &&
+      c->nrows > INT32_MAX / c->nparams) {
+    return SQLQ_EINVAL;
+  }
+  for (i = 0; i < nVal; i++) {
+    const sqlq_value *v = &c->params[i];
+    if (v->type < SQLITE_INTEGER || v->type > SQLITE_NULL) return SQLQ_EINVAL;
+    if ((v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) &&
+        ((v->p == NULL && v->n != 0) || v->n < -1 ||
+         (v->type == SQLITE_BLOB && v->n < 0))) {
+      return SQLQ_EINVAL;
+    }
+  }
+  if (isWrite(c->kind) && q->o.read_only) return SQLQ_EREADONLY;
+  return 0;
+}
+
+/*
+** Copies a checked call into one allocation: the task, then the params,
+** then the sql and the text and blob bytes.
+*/
+static sqlq__task *taskNew(const sqlq_call *c) {
+  int i, nVal = c->kind == SQLQ_WRITE_MANY ? c->nparams * c->nrows : c->nparams;
+  size_t nSql = c->sql ? strlen(c->sql) + 1 : 0;
+  size_t nBytes = sizeof(sqlq__task) + (size_t)nVal * sizeof(sqlq_value) + nSql;
+  sqlq__task *t;
+  sqlq_value *aVal;
+  char *p;
+  for (i = 0; i < nVal; i++) {
+    const sqlq_value *v = &c->params[i];
+    if (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) {
+      nBytes += (v->n < 0 ? strlen(v->p) : (size_t)v->n) + 1;
+    }
+  }
+  t = malloc(nBytes);
+  if (t == NULL) return NULL;
+  memset(t, 0, sizeof(*t));
+  t->call = *c;
+  aVal = (sqlq_value *)(t + 1);
+  p = (char *)(aVal + nVal);
+  if (nSql) {
+    memcpy(p, c->sql, nSql);
+    t->call.sql = p;
+    p += nSql;
+  }
+  for (i = 0; i < nVal; i++) {
+    aVal[i] = c->params[i];
+    if (aVal[i].type == SQLITE_TEXT || aVal[i].type == SQLITE_BLOB) {
+      size_t n = aVal[i].n < 0 ? strlen(aVal[i].p) : (size_t)aVal[i].n;
+      if (n) memcpy(p, aVal[i].p, n);
+      p[n] = 0;
+      aVal[i].p = p;
+      aVal[i].n = (int64_t)n;
+      p += n + 1;
+    }
+  }
+  t->call.params = nVal ? aVal : NULL;
+  return t;
+}
+
+/*
+** Accepts a call: checks it, copies it, queues it.  Returns the task id or
+** a negative code.  w, if not NULL, is the sqlq_exec() caller that will
+** wait for it.
+*/
+static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
+  sqlq__task *t;
+  Queue *qu;
+  int64_t id;
+  int rc;
+  if (q == NULL || c == NULL) return SQLQ_EINVAL;
+  rc = checkCall(q, c);
+  if (rc) return rc;
+  t = taskNew(c);
+  if (t == NULL) return SQLQ_ENOMEM;
+  t->pWaiter = w;
+  pthread_mutex_lock(&q->mu);
+  if (q->bClosing) {
+    rc = SQLQ_ECLOSED;
+  } else if (q->nQueued >= q->o.queue_capacity) {
+    rc = SQLQ_EFULL;
+  } else {
+    t->id = q->nextId++;
+    t->res = sqlq__result_new(t->id);
+    if (t->res == NULL) rc = SQLQ_ENOMEM;
+  }
+  if (rc) {
+    pthread_mutex_unlock(&q->mu);
+    taskFree(t);
+    return rc;
+  }
+  t->eState = SQLQ__QUEUED;
+  t->enqueueNs = nowNs();
+  *hashSlot(q, t->id) = t;
+  qu = queueOf(q, t);
+  queuePushBack(qu, t);
+  q->nQueued++;
+  pthread_cond_signal(&qu->cond);
+  id = t->id; /* Once unlocked, a worker may complete and free t. */
+  pthread_mutex_unlock(&q->mu);
+  return id;
+}
+
+/*
+** Delivers the completion of t (state RUNNING or a canceled QUEUED task,
+** already out of its queue).  Called by the worker, without the mutex.
+*/
+static void complete(sqlq *q, sqlq__task *t) {
+  int status = sqlq_result_status(t->res), bSignal = 0;
+  sqlq__task **pp;
+  pthread_mutex_lock(&q->mu);
+  pp = hashSlot(q, t->id);
+  *pp = t->pHash;
+  if (t->eState == SQLQ__RUNNING) {
+    q->nRunning--;
+    if (atomic_load(&t->bCanceled)) {
+      timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
+    }
+  }
+  t->eState = SQLQ__DONE;
+  if (status == 0) {
+    q->st.done++;
+  } else {
+    q->st.failed++;
+    if (status == SQLQ_ETIMEOUT) q->st.timeouts++;
+    if (status == SQLQ_ECANCELED) q->st.cancels++;
+  }
+  if (t->pWaiter) {
+    t->pWaiter->pTask = t;
+    pthread_cond_signal(&t->pWaiter->cond);
+    pthread_mutex_unlock(&q->mu);
+    return;
+  }
+  if (q->efd >= 0) {
+    t->pNext = NULL;
+    if (q->pDoneTail) {
+      q->pDoneTail->pNext = t;
+    } else {
+      q->pDoneHead = t;
+      bSignal = 1;
+    }
+    q->pDoneTail = t;
+    pthread_mutex_unlock(&q->mu);
+    if (bSignal) {
+      uint64_t one = 1;
+      ssize_t n = write(q->efd, &one, sizeof(one));
+      (void)n; /* Only EAGAIN can fail it: the counter is already set. */
+    }
+    return;
+  }
+  pthread_mutex_unlock(&q->mu);
+  if (t->call.done) t->call.done(t->res, t->call.udata);
+  taskFree(t);
+}
+
+/* The loop of a worker thread. */
+static void *workerMain(void *p) {
+  Worker *w = p;
+  sqlq *q = w->q;
+  tlsInCallback = 1;
+  pthread_mutex_lock(&q->mu);
+  for (;;) {
+    sqlq__task *t;
+    while (w->queue->pHead == NULL && q->cancelQ.pHead == NULL &&
+           !q->bClosing) {
+      pthread_cond_wait(&w->queue->cond, &q->mu);
+    }
+    t = q->cancelQ.pHead;
+    if (t) {
+      queueRemove(&q->cancelQ, t);
+    } else if ((t = w->queue->pHead) != NULL) {
+      queueRemove(w->queue, t);
+    } else {
+      break;
+    }
+    q->nQueued--;
+    if (atomic_load(&t->bCanceled)) {
+      pthread_mutex_unlock(&q->mu);
+      sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+    } else {
+      t->eState = SQLQ__RUNNING;
+      t->pConn = w->conn;
+      q->nRunning++;
+      pthread_mutex_unlock(&q->mu);
+      sqlq__conn_run(w->conn, t, &q->o, q->zPath);
+    }
+    complete(q, t);
+    pthread_mutex_lock(&q->mu);
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+/* ---- the public functions ---- */
+
+/* Counts a caller in; fails with SQLQ_EINVAL for a NULL handle. */
+static int enter(sqlq *q) {
+  if (q == NULL) return SQLQ_EINVAL;
+  pthread_mutex_lock(&q->mu);
+  q->nCallers++;
+  pthread_mutex_unlock(&q->mu);
+  return 0;
+}
+
+static void leave(sqlq *q) {
+  pthread_mutex_lock(&q->mu);
+  if (--q->nCallers == 0) pthread_cond_broadcast(&q->idle);
+  pthread_mutex_unlock(&q->mu);
+}
+
+int64_t sqlq_submit(sqlq *q, const sqlq_call *call) {
+  int64_t id;
+  if (enter(q)) return SQLQ_EINVAL;
+  id = submitTask(q, call, NULL);
+  leave(q);
+  return id;
+}
+
+int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
+  struct sqlq__waiter w;
+  int64_t id;
+  int status;
+  if (presult) *presult = NULL;
+  if (tlsInCallback) return SQLQ_EMISUSE;
+  if (enter(q)) return SQLQ_EINVAL;
+  w.pTask = NULL;
+  pthread_cond_init(&w.cond, NULL);
+  id = submitTask(q, call, &w);
+  if (id >= 0) {
+    pthread_mutex_lock(&q->mu);
+    while (w.pTask == NULL)
+      pthread_cond_wait(&w.cond, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+    status = sqlq_result_status(w.pTask->res);
+    if (presult) {
+      *presult = w.pTask->res;
+      w.pTask->res = NULL;
+    }
+    taskFree(w.pTask);
+  } else {
+    status = (int)id;
+  }
+  pthread_cond_destroy(&w.cond);
+  leave(q);
+  return status;
+}
+
+int sqlq_cancel(sqlq *q, int64_t id) {
+  sqlq__task *t;
+  int rc = 0;
+  if (enter(q)) return SQLQ_EINVAL;
+  pthread_mutex_lock(&q->mu);
+  t = *hashSlot(q, id);
+  if (t == NULL || atomic_load(&t->bCanceled)) {
+    rc = SQLQ_ENOTFOUND;
+  } else if (t->eState == SQLQ__QUEUED) {
+    /* The first free worker completes it without running it. */
+    atomic_store(&t->bCanceled, 1);
+    queueRemove(queueOf(q, t), t);
+    queuePushBack(&q->cancelQ, t);
+    pthread_cond_broadcast(&q->writeQ.cond);
+    pthread_cond_broadcast(&q->readQ.cond);
+  } else {
+    /*
+    ** Still under mu, so the task cannot end and let another start on its
+    ** connection: stop the statement running now and any it starts later.
+    */
+    atomic_store(&t->bCanceled, 1);
+    timelimit_interrupt(sqlq__conn_tlid(t->pConn));
+    timelimit_set_ops(sqlq__conn_db(t->pConn), 1);
+  }
+  pthread_mutex_unlock(&q->mu);
+  leave(q);
+  return rc;
+}
+
+int sqlq_fd(sqlq *q) {
+  return q && q->efd >= 0 ? q->efd : SQLQ_EINVAL;
+}
+
+/* Runs the waiting dispatch-mode completions; returns how many ran. */
+static int dispatchAll(sqlq *q) {
+  sqlq__task *t, *pNext;
+  uint64_t n;
+  int nRun = 0;
+  ssize_t nRead = read(q->efd, &n, sizeof(n));
+  (void)nRead; /* EAGAIN: nothing was signalled, the list may still hold some */
+  pthread_mutex_lock(&q->mu);
+  t = q->pDoneHead;
+  q->pDoneHead = q->pDoneTail = NULL;
+  pthread_mutex_unlock(&q->mu);
+  for (; t; t = pNext) {
+    pNext = t->pNext;
+    if (t->call.done) {
+      tlsInCallback++;
+      t->call.done(t->res, t->call.udata);
+      tlsInCallback--;
+    }
+    taskFree(t);
+    nRun++;
+  }
+  return nRun;
+}
+
+int sqlq_dispatch(sqlq *q) {
+  int n;
+  if (q == NULL || q->efd < 0) return SQLQ_EINVAL;
+  if (enter(q)) return SQLQ_EINVAL;
+  n = dispatchAll(q);
+  leave(q);
+  return n;
+}
+
+int sqlq_stats(sqlq *q, sqlq_stats_t *st) {
+  if (st == NULL || enter(q)) return SQLQ_EINVAL;
+  pthread_mutex_lock(&q->mu);
+  *st = q->st;
+  st->queued = q->nQueued;
+  st->running = q->nRunning;
+  pthread_mutex_unlock(&q->mu);
+  leave(q);
+  return 0;
+}
+
+/* Starts a worker on conn serving qu; returns 0 or SQLQ_ESYSTEM. */
+static int startWorker(sqlq *q, Worker *w, sqlq__conn *conn, Queue *qu) {
+  w->q = q;
+  w->conn = conn;
+  w->queue = qu;
+  if (pthread_create(&w->thread, NULL, workerMain, w) != 0) {
+    return SQLQ_ESYSTEM;
+  }
+  w->bStarted = 1;
+  return 0;
+}
+
+/*
+** Stops the workers (after they finish their queues), delivers the dispatch
+** completions left, waits for callers to leave, and frees everything.
+*/
+static void teardown(sqlq *q) {
+  int i;
+  pthread_mutex_lock(&q->mu);
+  q->bClosing = 1;
+  pthread_cond_broadcast(&q->writeQ.cond);
+  pthread_cond_broadcast(&q->readQ.cond);
+  pthread_mutex_unlock(&q->mu);
+  if (q->writer.bStarted) pthread_join(q->writer.thread, NULL);
+  for (i = 0; i < q->nReader; i++) {
+    if (q->aReader[i].bStarted) pthread_join(q->aReader[i].thread, NULL);
+  }
+  if (q->efd >= 0) {
+    while (dispatchAll(q) > 0) {
+    }
+  }
+  pthread_mutex_lock(&q->mu);
+  while (q->nCallers > 0)
+    pthread_cond_wait(&q->idle, &q->mu);
+  pthread_mutex_unlock(&q->mu);
+  for (i = 0; i < q->nReader; i++)
+    sqlq__conn_close(q->aReader[i].conn);
+  sqlq__conn_close(q->writer.conn);
+  if (q->efd >= 0) close(q->efd);
+  pthread_cond_destroy(&q->writeQ.cond);
+  pthread_cond_destroy(&q->readQ.cond);
+  pthread_cond_destroy(&q->idle);
+  pthread_mutex_destroy(&q->mu);
+  free(q->aReader);
+  free(q->zPath);
+  free(q);
+}
+
+int sqlq_close(sqlq *q) {
+  if (q == NULL) return SQLQ_EINVAL;
+  if (tlsInCallback) return SQLQ_EMISUSE;
+  teardown(q);
+  return 0;
+}
+
+/* Fills the defaults of the options. */
+static void setDefaults(sqlq_options *o) {
+  if (o->readers <= 0) o->readers = DEFAULT_READERS;
+  if (o->read_timeout_ms <= 0) o->read_timeout_ms = DEFAULT_TIMEOUT_MS;
+  if (o->max_rows <= 0) o->max_rows = DEFAULT_MAX_ROWS;
+  if (o->queue_capacity <= 0) o->queue_capacity = DEFAULT_CAPACITY;
+  if (o->immutable) o->read_only = 1;
+  if (o->synchronous <= 0) o->synchronous = 2;
+}
+
+/*
+** The name the readers open: path itself, or for an immutable database a
+** URI with immutable=1 (sqlite3_malloc).
+*/
+static char *readerPath(const sqlq *q) {
+  if (!q->o.immutable) return sqlite3_mprintf("%s", q->zPath);
+  if (strncmp(q->zPath, "file:", 5) == 0) {
+    return sqlite3_mprintf("%s%simmutable=1", q->zPath,
+                           strchr(q->zPath, '?') ? "&" : "?");
+  }
+  {
+    /* Percent-encode what a URI path cannot hold as is. */
+    char *z = sqlite3_malloc64(strlen(q->zPath) * 3 + 32), *p;
+    const char *s;
+    if (z == NULL) return NULL;
+    p = z + sprintf(z, "file:");
+    for (s = q->zPath; *s; s++) {
+      if (*s == '%' || *s == '?' || *s == '#') {
+        p += sprintf(p, "%%%02X", (unsigned char)*s);
+      } else {
+        *p++ = *s;
+      }
+    }
+    strcpy(p, "?immutable=1");
+    return z;
+  }
+}
+
+int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
+  sqlq *q;
+  char *zErr = NULL, *zReader;
+  int rc = 0, i;
+  if (pq) *pq = NULL;
+  if (path == NULL || pq == NULL) return SQLQ_EINVAL;
+  q = calloc(1, sizeof(*q));
+  if (q == NULL) return SQLQ_ENOMEM;
+  if (opts) q->o = *opts;
+  setDefaults(&q->o);
+  q->zPath = strdup(path);
+  q->bMemory = strcmp(path, ":memory:") == 0;
+  q->nextId = 1;
+  q->efd = -1;
+  pthread_mutex_init(&q->mu, NULL);
+  pthread_cond_init(&q->writeQ.cond, NULL);
+  pthread_cond_init(&q->readQ.cond, NULL);
+  pthread_cond_init(&q->idle, NULL);
+  if (q->zPath == NULL) rc = SQLQ_ENOMEM;
+  if (rc == 0 && q->bMemory && q->o.read_only) rc = SQLQ_EINVAL;
+  if (rc == 0 && q->o.dispatch) {
+    q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->efd < 0) rc = SQLQ_ESYSTEM;
+  }
+  if (rc == 0 && !q->o.read_only) {
+    rc = sqlq__conn_open(path, SQLQ__WRITER, &q->o, &q->writer.conn, &zErr);
+  }
+  if (rc == 0 && !q->bMemory) {
+    q->aReader = calloc((size_t)q->o.readers, sizeof(Worker));
+    if (q->aReader == NULL) rc = SQLQ_ENOMEM;
+    zReader = rc == 0 ? readerPath(q) : NULL;
+    if (rc == 0 && zReader == NULL) rc = SQLQ_ENOMEM;
+    for (i = 0; rc == 0 && i < q->o.readers; i++) {
+      rc = sqlq__conn_open(zReader, SQLQ__READER, &q->o, &q->aReader[i].conn,
+                           &zErr);
+      if (rc == 0) q->nReader++;
+    }
+    sqlite3_free(zReader);
+  }
+  if (rc == 0 && q->writer.conn) {
+    rc = startWorker(q, &q->writer, q->writer.conn, &q->writeQ);
+  }
+  for (i = 0; rc == 0 && i < q->nReader; i++) {
+    rc = startWorker(q, &q->aReader[i], q->aReader[i].conn, &q->readQ);
+  }
+  sqlite3_free(zErr);
+  if (rc != 0) {
+    /* aReader[nReader] may hold a connection that failed half-way: none. */
+    teardown(q);
+    return rc;
+  }
+  *pq = q;
+  return 0;
+}

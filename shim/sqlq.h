@@ -1,0 +1,264 @@
+/*
+** sqlq.h: one SQLite database served to a multi-threaded or event-loop
+** program without ever blocking it.
+**
+** A handle (sqlq) owns one database.  Every write goes through one FIFO queue
+** to a single writer thread and connection, so writes never run at once and
+** never see SQLITE_BUSY from each other.  Reads run on a pool of reader
+** threads, each with its own read-only connection, under a time limit and a
+** row cap.  Results come back by callback on the worker thread, by callback
+** on the caller's thread inside sqlq_dispatch() once sqlq_fd() is readable,
+** or by a blocking wait in sqlq_exec().  Every connection has the timelimit
+** extension (ext/timelimit.c) registered.
+**
+** THREADING
+** - sqlq_open() and sqlq_close() are called once each, by one thread.  Other
+**   threads may keep calling the handle's functions while sqlq_close()
+**   drains it (they get SQLQ_ECLOSED), but must be done before it returns.
+** - sqlq_submit(), sqlq_exec(), sqlq_cancel() and sqlq_stats() may be called
+**   from any thread at any time between them.
+** - sqlq_fd() and sqlq_dispatch() belong to the thread that runs the event
+**   loop of a handle opened in dispatch mode.
+** - A completion callback runs exactly once per accepted task: on the worker
+**   thread that ran it, or, in dispatch mode, on the thread that calls
+**   sqlq_dispatch() (or sqlq_close(), for completions still undelivered).
+**   A task function (fn) runs on a worker thread.  Neither may call
+**   sqlq_exec() or sqlq_close() on any handle: those return SQLQ_EMISUSE
+**   there instead of deadlocking.  They may call sqlq_submit().
+**
+** ERRORS
+** Functions return 0 (SQLITE_OK) or a negative SQLQ_E* code.  A result's
+** status is 0, an SQLite result code passed through unchanged (for example
+** SQLITE_CONSTRAINT_UNIQUE), or a negative SQLQ_E* code.  sqlq_strerror()
+** describes either kind.  If sqlq_submit() fails, no callback ever runs.
+*/
+#ifndef SQLQ_H
+#define SQLQ_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The shim's own conditions: name, value, message. */
+#define SQLQ_ERRNO_MAP(XX)                                                     \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ECLOSED, -2, "the handle is closed")                                      \
+  XX(EFULL, -3, "the queue is full")                                           \
+  XX(ETIMEOUT, -4, "the task ran out of time")                                 \
+  XX(ECANCELED, -5, "the task was canceled")                                   \
+  XX(EMISUSE, -6, "not allowed inside a completion or task function")          \
+  XX(ENOMEM, -7, "out of memory")                                              \
+  XX(EREADONLY, -8, "the handle is read-only")                                 \
+  XX(ENOTFOUND, -9, "no such task is queued or running")                       \
+  XX(EPARAMS, -10, "wrong number of parameters")                               \
+  XX(ESYSTEM, -11, "a system call failed")
+
+enum {
+#define SQLQ_XX(name, value, message) SQLQ_##name = value,
+  SQLQ_ERRNO_MAP(SQLQ_XX)
+#undef SQLQ_XX
+};
+
+typedef struct sqlq sqlq;
+typedef struct sqlq_result sqlq_result;
+
+/* What a task does, after Datasette's Database methods. */
+typedef enum sqlq_kind {
+  SQLQ_READ = 1,   /* execute(sql, params): a reader, time limit, row cap */
+  SQLQ_READ_FN,    /* execute_fn(fn): fn on a reader's connection */
+  SQLQ_WRITE,      /* execute_write(sql, params): the writer, one txn */
+  SQLQ_WRITE_MANY, /* execute_write_many(sql, rows): the writer, one txn */
+  SQLQ_SCRIPT,     /* execute_write_script(sql): the writer, no txn */
+  SQLQ_WRITE_FN    /* execute_write_fn(fn): fn on the writer's connection */
+} sqlq_kind;
+
+/* sqlq_call.flags */
+#define SQLQ_ISOLATED 0x1       /* WRITE_FN on a connection of its own */
+#define SQLQ_NO_TRANSACTION 0x2 /* WRITE, WRITE_MANY, WRITE_FN: no txn */
+
+/*
+** A parameter value.  Build one with the constructors below.  Text and blob
+** bytes are copied by sqlq_submit(), so they need to live only until it
+** returns.
+*/
+typedef struct sqlq_value {
+  int type;      /* SQLITE_INTEGER, _FLOAT, _TEXT, _BLOB or _NULL */
+  int64_t i;     /* SQLITE_INTEGER */
+  double f;      /* SQLITE_FLOAT */
+  const void *p; /* SQLITE_TEXT (UTF-8) or SQLITE_BLOB bytes */
+  int64_t n;     /* Bytes at p; for text, -1 = up to the NUL */
+} sqlq_value;
+
+static inline sqlq_value sqlq_int(int64_t i) {
+  sqlq_value v = {SQLITE_INTEGER, i, 0, 0, 0};
+  return v;
+}
+static inline sqlq_value sqlq_real(double f) {
+  sqlq_value v = {SQLITE_FLOAT, 0, f, 0, 0};
+  return v;
+}
+static inline sqlq_value sqlq_text(const char *z) {
+  sqlq_value v = {SQLITE_TEXT, 0, 0, z, -1};
+  return v;
+}
+static inline sqlq_value sqlq_blob(const void *p, int64_t n) {
+  sqlq_value v = {SQLITE_BLOB, 0, 0, p, n};
+  return v;
+}
+static inline sqlq_value sqlq_null(void) {
+  sqlq_value v = {SQLITE_NULL, 0, 0, 0, 0};
+  return v;
+}
+
+/*
+** The function of a READ_FN or WRITE_FN task.  It runs on a worker thread
+** with the connection, and returns an SQLite result code that becomes the
+** result's status.  It must not close the connection or keep it.  In a
+** transactional WRITE_FN, a nonzero return rolls the transaction back.
+*/
+typedef int (*sqlq_fn)(sqlite3 *db, void *arg);
+
+/*
+** A completion.  The result belongs to the library and is valid only until
+** the callback returns.
+*/
+typedef void (*sqlq_done)(sqlq_result *result, void *udata);
+
+/*
+** One request.  Zero-initialise it and set what the kind needs; the library
+** copies what it keeps, so the struct, sql and params may be reused as soon
+** as sqlq_submit() returns.
+*/
+typedef struct sqlq_call {
+  sqlq_kind kind;
+  const char *sql;          /* READ, WRITE, WRITE_MANY, SCRIPT */
+  const sqlq_value *params; /* Bound to ?1..?N; WRITE_MANY: nrows rows */
+  int nparams;              /* Values per row */
+  int nrows;                /* WRITE_MANY: rows of params */
+  sqlq_fn fn;               /* READ_FN, WRITE_FN */
+  void *arg;                /* Passed to fn */
+  int flags;                /* SQLQ_ISOLATED, SQLQ_NO_TRANSACTION */
+  int timeout_ms;           /* Reads: a lower time limit; 0 = default */
+  int max_rows;             /* Reads: a lower row cap; 0 = default */
+  sqlq_done done;           /* Completion, or NULL */
+  void *udata;              /* Passed to done */
+} sqlq_call;
+
+/* Options of sqlq_open().  Zero means the default for every field. */
+typedef struct sqlq_options {
+  int readers;         /* Reader threads (default 2) */
+  int read_timeout_ms; /* Time limit of a read (default 1000) */
+  int max_rows;        /* Row cap of a read (default 1000) */
+  int queue_capacity;  /* Tasks waiting in the queues (default 65536) */
+  int dispatch;        /* Completions run in sqlq_dispatch() */
+  int read_only;       /* No writer; writes fail with SQLQ_EREADONLY */
+  int immutable;       /* The file never changes (implies read_only) */
+  int synchronous;     /* PRAGMA synchronous of the writer: 1 NORMAL, 2 FULL
+                          (default), 3 EXTRA */
+} sqlq_options;
+
+/* Counters of a handle since it opened. */
+typedef struct sqlq_stats_t {
+  int64_t queued;   /* Tasks waiting now */
+  int64_t running;  /* Tasks running now */
+  int64_t done;     /* Tasks completed with status 0 */
+  int64_t failed;   /* Tasks completed with any other status */
+  int64_t timeouts; /* Tasks completed with SQLQ_ETIMEOUT */
+  int64_t cancels;  /* Tasks completed with SQLQ_ECANCELED */
+} sqlq_stats_t;
+
+/*
+** Opens path (a file name, a "file:" URI, or ":memory:") and starts the
+** threads.  File databases are put in WAL mode, so reads never wait for the
+** writer.  A ":memory:" database has a single connection: its reads run on
+** the writer thread, in order with the writes.  opts may be NULL.  On
+** success *pq is the handle; on failure *pq is NULL and the return value is
+** an SQLite code (the file could not be opened) or a negative SQLQ_E* code.
+*/
+int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq);
+
+/*
+** Refuses new tasks, runs every queued one, waits for the running ones,
+** delivers every completion (in dispatch mode, on this thread), joins the
+** threads, closes the connections and frees the handle.  Returns 0,
+** SQLQ_EINVAL for NULL, or SQLQ_EMISUSE inside a completion or task
+** function (the handle is then untouched).
+*/
+int sqlq_close(sqlq *q);
+
+/*
+** Queues a task and returns its id (at least 1, distinct for every task of
+** the handle), or a negative SQLQ_E* code: EINVAL (NULL handle or call, no
+** or empty sql, no fn, an unknown kind, bad nparams/nrows), ECLOSED,
+** EREADONLY, EFULL, ENOMEM.  Never blocks.  Any thread.
+*/
+int64_t sqlq_submit(sqlq *q, const sqlq_call *call);
+
+/*
+** Runs a task and waits for it.  The call's done and udata are ignored.
+** Returns the result's status, or a negative code if the task was not
+** accepted (as sqlq_submit(), plus EMISUSE inside a completion or task
+** function).  If presult is not NULL it receives the result (NULL if the
+** task was not accepted), which the caller frees with sqlq_result_free().
+** Any thread but a completion or task function.
+*/
+int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult);
+
+/*
+** Cancels a task: a queued one completes with SQLQ_ECANCELED without
+** running; a running one is interrupted and completes with SQLQ_ECANCELED,
+** unless it has reached its COMMIT, which always completes.  Never affects
+** another task.  Returns 0, SQLQ_ENOTFOUND if the task is not queued or
+** running, or SQLQ_EINVAL.  Any thread.
+*/
+int sqlq_cancel(sqlq *q, int64_t id);
+
+/*
+** The file descriptor that turns readable when completions wait for
+** sqlq_dispatch(); SQLQ_EINVAL if the handle is not in dispatch mode.
+** Poll it for reading only; it stays open until sqlq_close().
+*/
+int sqlq_fd(sqlq *q);
+
+/*
+** Runs the completions that are waiting, on the calling thread, and returns
+** how many ran (0 if none), or SQLQ_EINVAL if the handle is not in dispatch
+** mode.  Never blocks.  The event-loop thread.
+*/
+int sqlq_dispatch(sqlq *q);
+
+/* Fills *st with the handle's counters.  Any thread. */
+int sqlq_stats(sqlq *q, sqlq_stats_t *st);
+
+/* A message for a status: SQLite's for codes >= 0, the shim's otherwise. */
+const char *sqlq_strerror(int code);
+
+/*
+** Results.  A result owns copies of everything in it.  Row and column
+** indexes start at 0; out of range they give SQLITE_NULL, 0 or NULL.
+*/
+int sqlq_result_status(const sqlq_result *r);
+const char *sqlq_result_error(const sqlq_result *r); /* NULL if status 0 */
+int64_t sqlq_result_id(const sqlq_result *r);
+int sqlq_result_columns(const sqlq_result *r);
+const char *sqlq_result_column_name(const sqlq_result *r, int col);
+int sqlq_result_rows(const sqlq_result *r);
+int sqlq_result_truncated(const sqlq_result *r); /* Row cap reached */
+int sqlq_result_type(const sqlq_result *r, int row, int col);
+int64_t sqlq_result_int(const sqlq_result *r, int row, int col);
+double sqlq_result_double(const sqlq_result *r, int row, int col);
+const char *sqlq_result_text(const sqlq_result *r, int row, int col);
+const void *sqlq_result_blob(const sqlq_result *r, int row, int col,
+                             int64_t *pn);
+int64_t sqlq_result_changes(const sqlq_result *r);
+int64_t sqlq_result_last_insert_rowid(const sqlq_result *r);
+void sqlq_result_free(sqlq_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SQLQ_H */

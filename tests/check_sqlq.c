@@ -1,0 +1,1079 @@
+/*
+** check_sqlq.c: Check suite of the sqlq library (shim/).  Handles are made
+** inside each test (threads do not survive Check's fork), on files in a
+** fresh directory.  Waits are bounded; nothing sleeps to wait.
+*/
+#include "sqlq.h"
+#include "tests.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char zForever[] =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
+    "SELECT count(*) FROM c";
+
+/* The test's directory and the handle's database in it. */
+static char zDir[4096];
+static char zDb[4200];
+
+/* Opens a handle on a new file (or ":memory:" if zPath says so). */
+static sqlq *openq(const char *zPath, const sqlq_options *o) {
+  sqlq *q = NULL;
+  if (zPath == NULL) {
+    snprintf(zDir, sizeof(zDir), "%s", test_tmpdir());
+    snprintf(zDb, sizeof(zDb), "%s/t.db", zDir);
+    zPath = zDb;
+  } else {
+    zDir[0] = 0;
+  }
+  ck_assert_int_eq(sqlq_open(zPath, o, &q), 0);
+  ck_assert_ptr_nonnull(q);
+  return q;
+}
+
+static void closeq(sqlq *q) {
+  ck_assert_int_eq(sqlq_close(q), 0);
+  if (zDir[0]) test_rmdir(zDir);
+}
+
+/* Runs sql as a task of that kind and returns its status. */
+static int run(sqlq *q, sqlq_kind kind, const char *zSql) {
+  sqlq_call c = {0};
+  c.kind = kind;
+  c.sql = zSql;
+  return sqlq_exec(q, &c, NULL);
+}
+
+/* Runs a read and returns its result (freed by the caller). */
+static sqlq_result *read1(sqlq *q, const char *zSql) {
+  sqlq_call c = {0};
+  sqlq_result *r = NULL;
+  c.kind = SQLQ_READ;
+  c.sql = zSql;
+  sqlq_exec(q, &c, &r);
+  ck_assert_ptr_nonnull(r);
+  return r;
+}
+
+/* The integer a read returns, which must succeed. */
+static int64_t read_int(sqlq *q, const char *zSql) {
+  sqlq_result *r = read1(q, zSql);
+  int64_t v;
+  ck_assert_msg(sqlq_result_status(r) == 0, "%s: %s", zSql,
+                sqlq_result_error(r));
+  v = sqlq_result_int(r, 0, 0);
+  sqlq_result_free(r);
+  return v;
+}
+
+/* A count that tests wait on, with a bound. */
+typedef struct Latch Latch;
+struct Latch {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int n; /* Events so far */
+};
+
+static void latch_init(Latch *l) {
+  pthread_mutex_init(&l->mu, NULL);
+  pthread_cond_init(&l->cond, NULL);
+  l->n = 0;
+}
+
+/* Counts one event and wakes the waiters. */
+static void latch_add(Latch *l) {
+  pthread_mutex_lock(&l->mu);
+  l->n++;
+  pthread_cond_broadcast(&l->cond);
+  pthread_mutex_unlock(&l->mu);
+}
+
+/* Waits (at most 10 s, scaled) until n events have happened. */
+static void latch_wait(Latch *l, int n) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 10 * test_slowdown();
+  pthread_mutex_lock(&l->mu);
+  while (l->n < n) {
+    ck_assert_int_eq(pthread_cond_timedwait(&l->cond, &l->mu, &ts), 0);
+  }
+  pthread_mutex_unlock(&l->mu);
+}
+
+/*
+** A gate: a task function that says it has started (entered.n), then waits
+** until the test opens the gate.  It holds a worker (and, for a write, the
+** queue).
+*/
+typedef struct Gate Gate;
+struct Gate {
+  Latch entered; /* The fn is running (its mu guards bOpen too) */
+  int bOpen;     /* The fn may return */
+};
+
+static void gate_init(Gate *g) {
+  latch_init(&g->entered);
+  g->bOpen = 0;
+}
+
+static int gate_fn(sqlite3 *db, void *p) {
+  Gate *g = p;
+  (void)db;
+  latch_add(&g->entered);
+  pthread_mutex_lock(&g->entered.mu);
+  while (!g->bOpen)
+    pthread_cond_wait(&g->entered.cond, &g->entered.mu);
+  pthread_mutex_unlock(&g->entered.mu);
+  return SQLITE_OK;
+}
+
+static void gate_open(Gate *g) {
+  pthread_mutex_lock(&g->entered.mu);
+  g->bOpen = 1;
+  pthread_cond_broadcast(&g->entered.cond);
+  pthread_mutex_unlock(&g->entered.mu);
+}
+
+/* Submits a WRITE_FN that blocks the writer until gate_open(). */
+static int64_t block_writer(sqlq *q, Gate *g) {
+  sqlq_call c = {0};
+  int64_t id;
+  gate_init(g);
+  c.kind = SQLQ_WRITE_FN;
+  c.fn = gate_fn;
+  c.arg = g;
+  id = sqlq_submit(q, &c);
+  ck_assert_int_gt(id, 0);
+  latch_wait(&g->entered, 1);
+  return id;
+}
+
+/*
+** Completions collected by a callback: how many (l.n), and the last one's
+** status, task id, thread and row count.
+*/
+typedef struct Done Done;
+struct Done {
+  Latch l;          /* Callbacks run; its mu guards the rest */
+  int status;       /* Status of the last */
+  int64_t id;       /* Task id of the last */
+  pthread_t thread; /* Thread of the last */
+  int nRows;        /* Rows of the last */
+};
+
+static void done_init(Done *d) {
+  memset(d, 0, sizeof(*d));
+  latch_init(&d->l);
+}
+
+static void done_cb(sqlq_result *r, void *p) {
+  Done *d = p;
+  pthread_mutex_lock(&d->l.mu);
+  d->status = sqlq_result_status(r);
+  d->id = sqlq_result_id(r);
+  d->thread = pthread_self();
+  d->nRows = sqlq_result_rows(r);
+  pthread_mutex_unlock(&d->l.mu);
+  latch_add(&d->l);
+}
+
+static void done_wait(Done *d, int n) {
+  latch_wait(&d->l, n);
+}
+
+static int64_t submit_sql(sqlq *q, sqlq_kind kind, const char *zSql, Done *d) {
+  sqlq_call c = {0};
+  c.kind = kind;
+  c.sql = zSql;
+  c.done = done_cb;
+  c.udata = d;
+  return sqlq_submit(q, &c);
+}
+
+/* ---- basics ---- */
+
+/* A file database is put in WAL mode; reads see committed writes. */
+START_TEST(test_wal_and_read_your_writes) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_result *r;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(a, b)"), 0);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1, 'x')"), 0);
+  {
+    sqlq_call c = {0};
+    c.kind = SQLQ_WRITE;
+    c.sql = "PRAGMA journal_mode";
+    ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+    ck_assert_str_eq(sqlq_result_text(r, 0, 0), "wal");
+    sqlq_result_free(r);
+  }
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 1);
+  closeq(q);
+}
+END_TEST
+
+/* Values of every type and column names come back; parameters bind. */
+START_TEST(test_types_and_params) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_value p[5] = {sqlq_int(-7), sqlq_real(2.5), sqlq_text("héllo"),
+                     sqlq_blob("\0\1\2", 3), sqlq_null()};
+  sqlq_call c = {0};
+  sqlq_result *r;
+  int64_t n;
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT ?1 AS i, ?2 AS f, ?3 AS t, ?4 AS b, ?5 AS n";
+  c.params = p;
+  c.nparams = 5;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_columns(r), 5);
+  ck_assert_str_eq(sqlq_result_column_name(r, 2), "t");
+  ck_assert_int_eq(sqlq_result_type(r, 0, 0), SQLITE_INTEGER);
+  ck_assert_int_eq(sqlq_result_int(r, 0, 0), -7);
+  ck_assert_double_eq(sqlq_result_double(r, 0, 1), 2.5);
+  ck_assert_str_eq(sqlq_result_text(r, 0, 2), "héllo");
+  ck_assert_int_eq(sqlq_result_type(r, 0, 3), SQLITE_BLOB);
+  ck_assert_int_eq(memcmp(sqlq_result_blob(r, 0, 3, &n), "\0\1\2", 3), 0);
+  ck_assert_int_eq(n, 3);
+  ck_assert_int_eq(sqlq_result_type(r, 0, 4), SQLITE_NULL);
+  /* Out of range gives NULL / 0. */
+  ck_assert_ptr_null(sqlq_result_text(r, 1, 0));
+  ck_assert_ptr_null(sqlq_result_column_name(r, 5));
+  ck_assert_int_eq(sqlq_result_int(r, 0, -1), 0);
+  ck_assert_int_eq(sqlq_result_type(r, 9, 9), SQLITE_NULL);
+  ck_assert_ptr_null(sqlq_result_error(r));
+  sqlq_result_free(r);
+  closeq(q);
+}
+END_TEST
+
+/* Parameters are copied at submit: the caller's buffer may change. */
+START_TEST(test_params_copied) {
+  sqlq *q = openq(NULL, NULL);
+  char zBuf[16] = "before";
+  sqlq_value p[1];
+  sqlq_call c = {0};
+  Gate g;
+  Done d;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  done_init(&d);
+  p[0] = sqlq_text(zBuf);
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES (?)";
+  c.params = p;
+  c.nparams = 1;
+  c.done = done_cb;
+  c.udata = &d;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  strcpy(zBuf, "after");
+  c.sql = "garbage that is not SQL";
+  gate_open(&g);
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, 0);
+  {
+    sqlq_result *r = read1(q, "SELECT v FROM t");
+    ck_assert_str_eq(sqlq_result_text(r, 0, 0), "before");
+    sqlq_result_free(r);
+  }
+  closeq(q);
+}
+END_TEST
+
+/* RETURNING rows, changes and the last rowid come back from a write. */
+START_TEST(test_write_returning) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_result *r;
+  sqlq_call c = {0};
+  ck_assert_int_eq(
+      run(q, SQLQ_SCRIPT, "CREATE TABLE t(id INTEGER PRIMARY KEY, v)"), 0);
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t(v) VALUES ('a'), ('b') RETURNING id, v";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_rows(r), 2);
+  ck_assert_int_eq(sqlq_result_int(r, 1, 0), 2);
+  ck_assert_str_eq(sqlq_result_text(r, 1, 1), "b");
+  ck_assert_int_eq(sqlq_result_changes(r), 2);
+  ck_assert_int_eq(sqlq_result_last_insert_rowid(r), 2);
+  sqlq_result_free(r);
+  closeq(q);
+}
+END_TEST
+
+/* A failing write is rolled back and the writer carries on. */
+START_TEST(test_failed_write_rolls_back) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_result *r;
+  sqlq_call c = {0};
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v UNIQUE)"), 0);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)"), 0);
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES (2), (1)";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLITE_CONSTRAINT_UNIQUE);
+  ck_assert_str_eq(sqlq_result_error(r), "UNIQUE constraint failed: t.v");
+  sqlq_result_free(r);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (3)"), 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,3' FROM t"), 1);
+  closeq(q);
+}
+END_TEST
+
+/* WRITE_MANY runs its rows in one transaction: all or none. */
+START_TEST(test_write_many) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_value p[6] = {sqlq_int(1), sqlq_int(2), sqlq_int(3),
+                     sqlq_int(4), sqlq_int(5), sqlq_int(5)};
+  sqlq_call c = {0};
+  sqlq_result *r;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v UNIQUE)"), 0);
+  c.kind = SQLQ_WRITE_MANY;
+  c.sql = "INSERT INTO t VALUES (?)";
+  c.params = p;
+  c.nparams = 1;
+  c.nrows = 4;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_changes(r), 4);
+  sqlq_result_free(r);
+  c.params = p + 4;
+  c.nrows = 2;
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLITE_CONSTRAINT_UNIQUE);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 4);
+  closeq(q);
+}
+END_TEST
+
+/* A script runs its statements without a transaction wrapper. */
+START_TEST(test_script) {
+  sqlq *q = openq(NULL, NULL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE t(v); BEGIN; INSERT INTO t VALUES (1);"
+                       "INSERT INTO t VALUES (2); COMMIT;"),
+                   0);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 2);
+  /* One that leaves a transaction open fails and is rolled back. */
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "BEGIN; INSERT INTO t VALUES (3)"),
+                   SQLITE_ERROR);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 2);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (4)"), 0);
+  closeq(q);
+}
+END_TEST
+
+static int insert_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "INSERT INTO t VALUES (1)", NULL, NULL, NULL);
+}
+
+static int insert_then_fail_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  sqlite3_exec(db, "INSERT INTO t VALUES (2)", NULL, NULL, NULL);
+  return SQLITE_ABORT;
+}
+
+static int own_txn_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "BEGIN; INSERT INTO t VALUES (3); COMMIT", NULL, NULL,
+                      NULL);
+}
+
+static int run_fn(sqlq *q, sqlq_kind kind, sqlq_fn fn, void *arg, int flags) {
+  sqlq_call c = {0};
+  c.kind = kind;
+  c.fn = fn;
+  c.arg = arg;
+  c.flags = flags;
+  return sqlq_exec(q, &c, NULL);
+}
+
+/* WRITE_FN commits on success, rolls back on failure, or runs bare. */
+START_TEST(test_write_fn) {
+  sqlq *q = openq(NULL, NULL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, insert_fn, NULL, 0), 0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, insert_then_fail_fn, NULL, 0),
+                   SQLITE_ABORT);
+  ck_assert_int_eq(
+      run_fn(q, SQLQ_WRITE_FN, own_txn_fn, NULL, SQLQ_NO_TRANSACTION), 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,3' FROM t"), 1);
+  closeq(q);
+}
+END_TEST
+
+static int whose_db_fn(sqlite3 *db, void *arg) {
+  *(sqlite3 **)arg = db;
+  return sqlite3_exec(db, "INSERT INTO t VALUES (9)", NULL, NULL, NULL);
+}
+
+/*
+** An isolated task gets a connection of its own, on the writer thread, and
+** the queue waits for it.
+*/
+START_TEST(test_isolated) {
+  sqlq *q = openq(NULL, NULL);
+  sqlite3 *writerDb = NULL, *isoDb = NULL;
+  sqlq_call c = {0};
+  Done d;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, whose_db_fn, &writerDb, 0), 0);
+  done_init(&d);
+  c.kind = SQLQ_WRITE_FN;
+  c.fn = whose_db_fn;
+  c.arg = &isoDb;
+  c.flags = SQLQ_ISOLATED;
+  c.done = done_cb;
+  c.udata = &d;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  ck_assert_int_gt(submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (10)", &d),
+                   0);
+  done_wait(&d, 2);
+  ck_assert_int_eq(d.status, 0);
+  ck_assert_ptr_nonnull(isoDb);
+  ck_assert_ptr_ne(isoDb, writerDb);
+  ck_assert_int_eq(
+      read_int(q, "SELECT group_concat(v) = '9,9,10' FROM t ORDER BY rowid"),
+      1);
+  closeq(q);
+}
+END_TEST
+
+static int write_from_reader_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "CREATE TABLE nope(x)", NULL, NULL, NULL);
+}
+
+/* Readers are read-only, and a read task may not write. */
+START_TEST(test_readers_read_only) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_result *r;
+  ck_assert_int_eq(run_fn(q, SQLQ_READ_FN, write_from_reader_fn, NULL, 0),
+                   SQLITE_READONLY);
+  r = read1(q, "CREATE TABLE x(y)");
+  ck_assert_int_eq(sqlq_result_status(r), SQLQ_EINVAL);
+  ck_assert_str_eq(sqlq_result_error(r),
+                   "a read task may not write (use SQLQ_WRITE)");
+  sqlq_result_free(r);
+  r = read1(q, "SELECT 1; SELECT 2");
+  ck_assert_int_eq(sqlq_result_status(r), SQLQ_EINVAL);
+  sqlq_result_free(r);
+  closeq(q);
+}
+END_TEST
+
+/* ":memory:" works: reads see what the writer committed. */
+START_TEST(test_memory) {
+  sqlq *q = openq(":memory:", NULL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1), (2)"), 0);
+  ck_assert_int_eq(read_int(q, "SELECT sum(v) FROM t"), 3);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, insert_fn, NULL, SQLQ_ISOLATED),
+                   SQLQ_EINVAL);
+  closeq(q);
+}
+END_TEST
+
+/* A read-only or immutable handle has no writer and refuses writes. */
+START_TEST(test_read_only_handle) {
+  sqlq *q = openq(NULL, NULL), *ro;
+  sqlq_options o = {0};
+  char zPath[4200];
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE t(v); "
+                       "INSERT INTO t VALUES (42)"),
+                   0);
+  snprintf(zPath, sizeof(zPath), "%s", zDb);
+  o.read_only = 1;
+  ck_assert_int_eq(sqlq_open(zPath, &o, &ro), 0);
+  ck_assert_int_eq(read_int(ro, "SELECT v FROM t"), 42);
+  ck_assert_int_eq(run(ro, SQLQ_WRITE, "INSERT INTO t VALUES (1)"),
+                   SQLQ_EREADONLY);
+  ck_assert_int_eq(run_fn(ro, SQLQ_WRITE_FN, insert_fn, NULL, 0),
+                   SQLQ_EREADONLY);
+  ck_assert_int_eq(sqlq_close(ro), 0);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA journal_mode=DELETE"), 0);
+  o.immutable = 1;
+  ck_assert_int_eq(sqlq_open(zPath, &o, &ro), 0);
+  ck_assert_int_eq(read_int(ro, "SELECT v FROM t"), 42);
+  ck_assert_int_eq(run(ro, SQLQ_SCRIPT, "DELETE FROM t"), SQLQ_EREADONLY);
+  ck_assert_int_eq(sqlq_close(ro), 0);
+  closeq(q);
+}
+END_TEST
+
+/* ---- limits ---- */
+
+/* A read stops at the default time limit, or at a lower one of the call. */
+START_TEST(test_read_time_limit) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlq_call c = {0};
+  sqlq_result *r;
+  int64_t t0;
+  o.read_timeout_ms = 200 * test_slowdown();
+  q = openq(NULL, &o);
+  c.kind = SQLQ_READ;
+  c.sql = zForever;
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_ETIMEOUT);
+  ck_assert_str_eq(sqlq_result_error(r), "the task ran out of time");
+  sqlq_result_free(r);
+  ck_assert_int_ge(test_now_ms() - t0, 200 * test_slowdown());
+  /* A call may lower the limit, never raise it. */
+  c.timeout_ms = 20;
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
+  ck_assert_int_lt(test_now_ms() - t0, 150 * test_slowdown());
+  c.timeout_ms = 100000;
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
+  ck_assert_int_lt(test_now_ms() - t0, 5000 * test_slowdown());
+  closeq(q);
+}
+END_TEST
+
+/* A read returns at most the row cap, and says it was truncated. */
+START_TEST(test_row_cap) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  sqlq_result *r;
+  c.kind = SQLQ_READ;
+  c.sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+          "WHERE x<1500) SELECT x FROM c";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_rows(r), 1000);
+  ck_assert_int_eq(sqlq_result_truncated(r), 1);
+  ck_assert_int_eq(sqlq_result_int(r, 999, 0), 1000);
+  sqlq_result_free(r);
+  c.max_rows = 10;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_rows(r), 10);
+  sqlq_result_free(r);
+  c.max_rows = 0;
+  c.sql = "SELECT 1 UNION ALL SELECT 2";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_truncated(r), 0);
+  sqlq_result_free(r);
+  closeq(q);
+}
+END_TEST
+
+/* ---- completions ---- */
+
+/* A callback runs once, on a worker thread; ids are distinct. */
+START_TEST(test_callback_on_worker) {
+  sqlq *q = openq(NULL, NULL);
+  Done d;
+  int64_t a, b;
+  done_init(&d);
+  a = submit_sql(q, SQLQ_READ, "SELECT 1", &d);
+  done_wait(&d, 1);
+  b = submit_sql(q, SQLQ_READ, "SELECT 1", &d);
+  done_wait(&d, 2);
+  ck_assert_int_gt(a, 0);
+  ck_assert_int_gt(b, a);
+  ck_assert_int_eq(d.id, b);
+  ck_assert_int_eq(d.nRows, 1);
+  ck_assert(!pthread_equal(d.thread, pthread_self()));
+  closeq(q);
+  ck_assert_int_eq(d.l.n, 2);
+}
+END_TEST
+
+/* Polls fd for reading, at most 10 s (scaled); returns nonzero if ready. */
+static int fd_ready(int fd) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return poll(&p, 1, 10000 * test_slowdown()) == 1;
+}
+
+/*
+** In dispatch mode, sqlq_fd() turns readable and sqlq_dispatch() runs the
+** callback on the calling thread.
+*/
+START_TEST(test_dispatch_mode) {
+  sqlq_options o = {0};
+  sqlq *q;
+  Done d;
+  int n = 0;
+  o.dispatch = 1;
+  q = openq(NULL, &o);
+  done_init(&d);
+  ck_assert_int_ge(sqlq_fd(q), 0);
+  ck_assert_int_eq(sqlq_dispatch(q), 0);
+  ck_assert_int_gt(submit_sql(q, SQLQ_READ, "SELECT 1", &d), 0);
+  ck_assert_int_gt(submit_sql(q, SQLQ_SCRIPT, "CREATE TABLE t(v)", &d), 0);
+  while (n < 2) {
+    ck_assert(fd_ready(sqlq_fd(q)));
+    n += sqlq_dispatch(q);
+  }
+  ck_assert_int_eq(n, 2);
+  ck_assert_int_eq(d.l.n, 2);
+  ck_assert(pthread_equal(d.thread, pthread_self()));
+  /* sqlq_exec still works in dispatch mode, waiting for its own task. */
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)"), 0);
+  closeq(q);
+}
+END_TEST
+
+/* Calls made from inside a completion or a task function. */
+typedef struct Reentry Reentry;
+struct Reentry {
+  sqlq *q;       /* The handle */
+  int execRc;    /* What sqlq_exec returned there */
+  int closeRc;   /* What sqlq_close returned there */
+  int64_t subRc; /* What sqlq_submit returned there */
+  Done *d;       /* Where the nested submit's completion goes */
+};
+
+static void reenter(Reentry *e) {
+  sqlq_call c = {0};
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT 1";
+  e->execRc = sqlq_exec(e->q, &c, NULL);
+  e->closeRc = sqlq_close(e->q);
+  c.done = done_cb;
+  c.udata = e->d;
+  e->subRc = sqlq_submit(e->q, &c);
+}
+
+static void reenter_cb(sqlq_result *r, void *p) {
+  Reentry *e = p;
+  reenter(e);
+  done_cb(r, e->d);
+}
+
+static int reenter_fn(sqlite3 *db, void *p) {
+  (void)db;
+  reenter(p);
+  return SQLITE_OK;
+}
+
+/*
+** sqlq_exec and sqlq_close inside a completion or task function return
+** SQLQ_EMISUSE instead of deadlocking; sqlq_submit works there.
+*/
+START_TEST(test_reentry_refused) {
+  sqlq_options o = {0};
+  sqlq *q;
+  Reentry e;
+  Done d;
+  sqlq_call c = {0};
+  int bDispatch = _i;
+  o.dispatch = bDispatch;
+  q = openq(NULL, &o);
+  done_init(&d);
+  memset(&e, 0, sizeof(e));
+  e.q = q;
+  e.d = &d;
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT 1";
+  c.done = reenter_cb;
+  c.udata = &e;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  if (bDispatch) {
+    while (d.l.n < 2) {
+      ck_assert(fd_ready(sqlq_fd(q)));
+      sqlq_dispatch(q);
+    }
+  }
+  done_wait(&d, 2);
+  ck_assert_int_eq(e.execRc, SQLQ_EMISUSE);
+  ck_assert_int_eq(e.closeRc, SQLQ_EMISUSE);
+  ck_assert_int_gt(e.subRc, 0);
+  memset(&e, 0, sizeof(e));
+  e.q = q;
+  e.d = &d;
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, reenter_fn, &e, 0), 0);
+  ck_assert_int_eq(e.execRc, SQLQ_EMISUSE);
+  ck_assert_int_eq(e.closeRc, SQLQ_EMISUSE);
+  ck_assert_int_gt(e.subRc, 0);
+  closeq(q);
+  ck_assert_int_eq(d.l.n, 3);
+}
+END_TEST
+
+/* ---- cancel ---- */
+
+/* A queued task canceled completes with SQLQ_ECANCELED and never runs. */
+START_TEST(test_cancel_queued) {
+  sqlq *q = openq(NULL, NULL);
+  Gate g;
+  Done d;
+  int64_t id;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  done_init(&d);
+  id = submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)", &d);
+  ck_assert_int_eq(sqlq_cancel(q, id), 0);
+  ck_assert_int_eq(sqlq_cancel(q, id), SQLQ_ENOTFOUND);
+  /* A free reader completes it while the writer is still busy. */
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  gate_open(&g);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 0);
+  ck_assert_int_eq(sqlq_cancel(q, id), SQLQ_ENOTFOUND);
+  ck_assert_int_eq(sqlq_cancel(q, 999999), SQLQ_ENOTFOUND);
+  closeq(q);
+}
+END_TEST
+
+static int gated_forever_fn(sqlite3 *db, void *p) {
+  latch_add(&((Gate *)p)->entered);
+  return sqlite3_exec(db, zForever, NULL, NULL, NULL);
+}
+
+/* A running task canceled stops and completes with SQLQ_ECANCELED. */
+START_TEST(test_cancel_running) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  sqlq_stats_t st;
+  Gate g;
+  Done d;
+  int64_t id, t0;
+  gate_init(&g);
+  done_init(&d);
+  c.kind = SQLQ_READ_FN;
+  c.fn = gated_forever_fn;
+  c.arg = &g;
+  c.done = done_cb;
+  c.udata = &d;
+  id = sqlq_submit(q, &c);
+  latch_wait(&g.entered, 1);
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_cancel(q, id), 0);
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  ck_assert_int_lt(test_now_ms() - t0, 900);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.cancels, 1);
+  closeq(q);
+}
+END_TEST
+
+enum { RACE_ROUNDS = 300 };
+
+static atomic_llong raceId;
+
+/* Cancels whatever task raceId names, as fast as it can. */
+static void *race_canceler(void *p) {
+  sqlq *q = p;
+  int64_t id;
+  while ((id = atomic_load(&raceId)) >= 0) {
+    if (id > 0) sqlq_cancel(q, id);
+  }
+  return NULL;
+}
+
+/*
+** A cancel that arrives as its task ends never stops the task after it:
+** one reader runs A (canceled) and then B on the same connection, and B
+** always succeeds.
+*/
+START_TEST(test_cancel_race_spares_next) {
+  sqlq_options o = {0};
+  sqlq *q;
+  pthread_t th;
+  int i, nCanceled = 0;
+  o.readers = 1;
+  q = openq(NULL, &o);
+  atomic_store(&raceId, 0);
+  ck_assert_int_eq(pthread_create(&th, NULL, race_canceler, q), 0);
+  for (i = 0; i < RACE_ROUNDS; i++) {
+    Done a, b;
+    int64_t idA;
+    done_init(&a);
+    done_init(&b);
+    idA = submit_sql(q, SQLQ_READ,
+                     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
+                     "FROM c WHERE x<2000) SELECT count(*) FROM c",
+                     &a);
+    atomic_store(&raceId, idA);
+    ck_assert_int_gt(submit_sql(q, SQLQ_READ,
+                                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                                "SELECT x+1 FROM c WHERE x<20000) "
+                                "SELECT count(*) FROM c",
+                                &b),
+                     0);
+    done_wait(&b, 1);
+    done_wait(&a, 1);
+    ck_assert_int_eq(b.status, 0);
+    ck_assert(a.status == 0 || a.status == SQLQ_ECANCELED);
+    nCanceled += a.status == SQLQ_ECANCELED;
+  }
+  atomic_store(&raceId, -1);
+  pthread_join(th, NULL);
+  ck_assert_int_gt(nCanceled, 0);
+  closeq(q);
+}
+END_TEST
+
+/* ---- close ---- */
+
+/* Close runs every queued task and delivers every completion. */
+START_TEST(test_close_drains) {
+  sqlq *q = openq(NULL, NULL);
+  Gate g;
+  Done d;
+  int i;
+  char zPath[4200];
+  sqlite3 *db;
+  sqlite3_stmt *pStmt;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  done_init(&d);
+  for (i = 0; i < 50; i++) {
+    ck_assert_int_gt(submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)", &d),
+                     0);
+  }
+  ck_assert_int_gt(submit_sql(q, SQLQ_READ, zForever, &d), 0);
+  gate_open(&g);
+  snprintf(zPath, sizeof(zPath), "%s", zDb);
+  ck_assert_int_eq(sqlq_close(q), 0);
+  ck_assert_int_eq(d.l.n, 51);
+  ck_assert_int_eq(sqlite3_open(zPath, &db), SQLITE_OK);
+  ck_assert_int_eq(
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM t", -1, &pStmt, NULL), 0);
+  ck_assert_int_eq(sqlite3_step(pStmt), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(pStmt, 0), 50);
+  sqlite3_finalize(pStmt);
+  sqlite3_close(db);
+  test_rmdir(zDir);
+}
+END_TEST
+
+/*
+** In dispatch mode, completions not yet dispatched run inside sqlq_close on
+** its thread; a submit made during close gets SQLQ_ECLOSED.
+*/
+START_TEST(test_close_dispatch_pending) {
+  sqlq_options o = {0};
+  sqlq *q;
+  Done d;
+  Reentry e;
+  sqlq_call c = {0};
+  o.dispatch = 1;
+  q = openq(NULL, &o);
+  done_init(&d);
+  memset(&e, 0, sizeof(e));
+  e.q = q;
+  e.d = &d;
+  ck_assert_int_gt(submit_sql(q, SQLQ_READ, "SELECT 1", &d), 0);
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT 2";
+  c.done = reenter_cb;
+  c.udata = &e;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  closeq(q);
+  ck_assert_int_eq(d.l.n, 2);
+  ck_assert(pthread_equal(d.thread, pthread_self()));
+  ck_assert_int_eq(e.subRc, SQLQ_ECLOSED);
+}
+END_TEST
+
+/* ---- errors ---- */
+
+static int noop_fn(sqlite3 *db, void *arg) {
+  (void)db;
+  (void)arg;
+  return SQLITE_OK;
+}
+
+/* Invalid calls are refused at submit with SQLQ_EINVAL; nothing runs. */
+START_TEST(test_bad_calls) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_value badText = {SQLITE_TEXT, 0, 0, NULL, 5};
+  sqlq_value badType = {99, 0, 0, NULL, 0};
+  sqlq_call c = {0};
+  sqlq_stats_t st;
+  ck_assert_int_eq(sqlq_submit(NULL, &c), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_submit(q, NULL), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_exec(NULL, &c, NULL), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL); /* kind 0 */
+  c.kind = 99;
+  c.sql = "SELECT 1";
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.kind = SQLQ_READ;
+  c.sql = NULL;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.sql = " \n ";
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.sql = "SELECT ?";
+  c.nparams = 1;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL); /* params NULL */
+  c.params = &badText;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.params = &badType;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.nparams = -1;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.nparams = 0;
+  c.flags = SQLQ_ISOLATED;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.flags = 0x100;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.flags = SQLQ_NO_TRANSACTION;
+  c.kind = SQLQ_SCRIPT;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  c.flags = 0;
+  c.kind = SQLQ_WRITE_FN;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL); /* no fn */
+  c.fn = noop_fn;
+  c.timeout_ms = -5;
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.done + st.failed + st.queued + st.running, 0);
+  ck_assert_int_eq(sqlq_cancel(NULL, 1), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_stats(q, NULL), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_fd(q), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_dispatch(q), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_close(NULL), SQLQ_EINVAL);
+  closeq(q);
+}
+END_TEST
+
+/* Errors found when the task runs come back in the result, with text. */
+START_TEST(test_run_errors) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_value p[1] = {sqlq_int(1)};
+  sqlq_call c = {0};
+  sqlq_result *r;
+  c.kind = SQLQ_READ;
+  c.sql = "SELEKT 1";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLITE_ERROR);
+  ck_assert_str_eq(sqlq_result_error(r), "near \"SELEKT\": syntax error");
+  sqlq_result_free(r);
+  c.sql = "SELECT ?, ?";
+  c.params = p;
+  c.nparams = 1;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EPARAMS);
+  ck_assert_str_eq(sqlq_result_error(r),
+                   "wrong number of parameters: the statement has 2, the "
+                   "call gave 1");
+  sqlq_result_free(r);
+  c.sql = "SELECT * FROM missing";
+  c.nparams = 0;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLITE_ERROR);
+  ck_assert_str_eq(sqlq_result_error(r), "no such table: missing");
+  sqlq_result_free(r);
+  closeq(q);
+}
+END_TEST
+
+/* sqlq_open refuses bad arguments and reports a file it cannot open. */
+START_TEST(test_open_errors) {
+  sqlq *q = (sqlq *)&q;
+  sqlq_options o = {0};
+  ck_assert_int_eq(sqlq_open(NULL, NULL, &q), SQLQ_EINVAL);
+  ck_assert_ptr_null(q);
+  ck_assert_int_eq(sqlq_open("x.db", NULL, NULL), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_open("no-such-dir/x/y.db", NULL, &q), SQLITE_CANTOPEN);
+  ck_assert_ptr_null(q);
+  o.read_only = 1;
+  ck_assert_int_eq(sqlq_open("no-such-file.db", &o, &q), SQLITE_CANTOPEN);
+  ck_assert_int_eq(sqlq_open(":memory:", &o, &q), SQLQ_EINVAL);
+}
+END_TEST
+
+/* A full queue refuses at once with SQLQ_EFULL and recovers. */
+START_TEST(test_full_queue) {
+  sqlq_options o = {0};
+  sqlq *q;
+  Gate g;
+  Done d;
+  int i;
+  o.queue_capacity = 4;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  done_init(&d);
+  for (i = 0; i < 4; i++) {
+    ck_assert_int_gt(submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)", &d),
+                     0);
+  }
+  ck_assert_int_eq(submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)", &d),
+                   SQLQ_EFULL);
+  ck_assert_int_eq(submit_sql(q, SQLQ_READ, "SELECT 1", &d), SQLQ_EFULL);
+  gate_open(&g);
+  done_wait(&d, 4);
+  ck_assert_int_gt(submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)", &d),
+                   0);
+  done_wait(&d, 5);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 5);
+  closeq(q);
+}
+END_TEST
+
+/* Every code has its own message; SQLite's codes pass through. */
+START_TEST(test_strerror) {
+  int a, b;
+  for (a = SQLQ_ESYSTEM; a <= SQLQ_EINVAL; a++) {
+    ck_assert_ptr_nonnull(sqlq_strerror(a));
+    for (b = a + 1; b <= SQLQ_EINVAL; b++) {
+      ck_assert_str_ne(sqlq_strerror(a), sqlq_strerror(b));
+    }
+  }
+  ck_assert_str_eq(sqlq_strerror(SQLITE_BUSY), sqlite3_errstr(SQLITE_BUSY));
+  ck_assert_str_eq(sqlq_strerror(-999), "unknown error");
+  ck_assert_int_eq(sqlq_result_status(NULL), SQLQ_EINVAL);
+  sqlq_result_free(NULL);
+}
+END_TEST
+
+Suite *sqlq_suite(void) {
+  Suite *s = suite_create("sqlq");
+  TCase *tc;
+
+  tc = tcase_create("basics");
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, test_wal_and_read_your_writes);
+  tcase_add_test(tc, test_types_and_params);
+  tcase_add_test(tc, test_params_copied);
+  tcase_add_test(tc, test_write_returning);
+  tcase_add_test(tc, test_failed_write_rolls_back);
+  tcase_add_test(tc, test_write_many);
+  tcase_add_test(tc, test_script);
+  tcase_add_test(tc, test_write_fn);
+  tcase_add_test(tc, test_isolated);
+  tcase_add_test(tc, test_readers_read_only);
+  tcase_add_test(tc, test_memory);
+  tcase_add_test(tc, test_read_only_handle);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("limits");
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, test_read_time_limit);
+  tcase_add_test(tc, test_row_cap);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("completions");
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, test_callback_on_worker);
+  tcase_add_test(tc, test_dispatch_mode);
+  tcase_add_loop_test(tc, test_reentry_refused, 0, 2);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("cancel");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_cancel_queued);
+  tcase_add_test(tc, test_cancel_running);
+  tcase_add_test(tc, test_cancel_race_spares_next);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("close");
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, test_close_drains);
+  tcase_add_test(tc, test_close_dispatch_pending);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("errors");
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, test_bad_calls);
+  tcase_add_test(tc, test_run_errors);
+  tcase_add_test(tc, test_open_errors);
+  tcase_add_test(tc, test_full_queue);
+  tcase_add_test(tc, test_strerror);
+  suite_add_tcase(s, tc);
+
+  return s;
+}

@@ -718,12 +718,40 @@ START_TEST(test_cancel_queued) {
 }
 END_TEST
 
-static int gated_forever_fn(sqlite3 *db, void *p) {
-  latch_add(&((Gate *)p)->entered);
-  return sqlite3_exec(db, zForever, NULL, NULL, NULL);
+/* SQL function entered(): counts an event on the latch it was given. */
+static void entered_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  latch_add(sqlite3_user_data(ctx));
+  sqlite3_result_int(ctx, 1);
 }
 
-/* A running task canceled stops and completes with SQLQ_ECANCELED. */
+/* Whether gated_forever_fn signals inside its statement or before it. */
+static int bSignalInside;
+
+/*
+** Says it has started, then runs a query that never ends on its own: after
+** the gate opens (the statement starts after the cancel), or signalling
+** from inside the running statement.
+*/
+static int gated_forever_fn(sqlite3 *db, void *p) {
+  Gate *g = p;
+  if (!bSignalInside) {
+    gate_fn(db, g);
+    return sqlite3_exec(db, zForever, NULL, NULL, NULL);
+  }
+  sqlite3_create_function(db, "entered", 0, SQLITE_UTF8, &g->entered,
+                          entered_func, NULL, NULL);
+  return sqlite3_exec(db,
+                      "WITH RECURSIVE c(x) AS (SELECT entered() UNION ALL "
+                      "SELECT x+1 FROM c) SELECT count(*) FROM c",
+                      NULL, NULL, NULL);
+}
+
+/*
+** A running task canceled stops and completes with SQLQ_ECANCELED: whether
+** the cancel lands inside a statement (loop 1) or between two (loop 0).
+*/
 START_TEST(test_cancel_running) {
   sqlq *q = openq(NULL, NULL);
   sqlq_call c = {0};
@@ -731,6 +759,7 @@ START_TEST(test_cancel_running) {
   Gate g;
   Done d;
   int64_t id, t0;
+  bSignalInside = _i;
   gate_init(&g);
   done_init(&d);
   c.kind = SQLQ_READ_FN;
@@ -742,6 +771,7 @@ START_TEST(test_cancel_running) {
   latch_wait(&g.entered, 1);
   t0 = test_now_ms();
   ck_assert_int_eq(sqlq_cancel(q, id), 0);
+  gate_open(&g);
   done_wait(&d, 1);
   ck_assert_int_eq(d.status, SQLQ_ECANCELED);
   ck_assert_int_lt(test_now_ms() - t0, 900);
@@ -1056,7 +1086,7 @@ Suite *sqlq_suite(void) {
   tc = tcase_create("cancel");
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_cancel_queued);
-  tcase_add_test(tc, test_cancel_running);
+  tcase_add_loop_test(tc, test_cancel_running, 0, 2);
   tcase_add_test(tc, test_cancel_race_spares_next);
   suite_add_tcase(s, tc);
 

@@ -65,6 +65,7 @@ SQLQ_PC = $(BUILD)/sqlq.pc
 CHECK_BIN = $(BUILD)/check_all
 CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_sqlq.c
 CHECK_HDR = tests/tests.h ext/timelimit.h shim/sqlq.h
+STRESS_BIN = $(BUILD)/stress_sqlq
 BENCH_BINS = $(BUILD)/bench_timelimit
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
@@ -121,6 +122,10 @@ $(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -Ishim -o $@ \
 	  $(CHECK_SRC) $(SQLQ_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) $(ALL_LDFLAGS)
 
+$(STRESS_BIN): tests/stress_sqlq.c shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/stress_sqlq.c $(SQLQ_LIB) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
+
 $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB)
 	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
 	  tests/bench/bench_timelimit.c $(TL_LIB) $(SQLITE_LIBS) -lm $(ALL_LDFLAGS)
@@ -155,9 +160,10 @@ bench:
 
 # Slow sanitizer builds get more time per Check test; test files go under
 # BUILD, so a failed test leaves nothing in the source tree.
-test-c: $(CHECK_BIN)
+test-c: $(CHECK_BIN) $(STRESS_BIN)
 	mkdir -p $(BUILD)/tmp
 	TMPDIR=$(BUILD)/tmp CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
+	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
 
 test-sql: $(EXT_SO)
 	tests/sqltest.sh $(SQLITE3) $(SQL_TESTS)

@@ -295,7 +295,7 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
 ** already out of its queue).  Called by the worker, without the mutex.
 */
 static void complete(sqlq *q, sqlq__task *t) {
-  int status = sqlq_result_status(t->res), bSignal = 0;
+  int status, bSignal = 0;
   sqlq__task **pp;
   pthread_mutex_lock(&q->mu);
   pp = hashSlot(q, t->id);
@@ -304,8 +304,16 @@ static void complete(sqlq *q, sqlq__task *t) {
     q->nRunning--;
     if (atomic_load(&t->bCanceled)) {
       timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
+      /*
+      ** sqlq_cancel() returned 0 for it.  A read canceled as it finished
+      ** still reports the cancel; a write that committed keeps status 0.
+      */
+      if (!isWrite(t->call.kind) && sqlq_result_status(t->res) == 0) {
+        sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+      }
     }
   }
+  status = sqlq_result_status(t->res);
   t->eState = SQLQ__DONE;
   if (status == 0) {
     q->st.done++;

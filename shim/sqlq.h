@@ -209,10 +209,11 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult);
 
 /*
 ** Cancels a task: a queued one completes with SQLQ_ECANCELED without
-** running; a running one is interrupted and completes with SQLQ_ECANCELED,
-** unless it has reached its COMMIT, which always completes.  Never affects
-** another task.  Returns 0, SQLQ_ENOTFOUND if the task is not queued or
-** running, or SQLQ_EINVAL.  Any thread.
+** running; a running one is interrupted and completes with SQLQ_ECANCELED
+** (a read's rows, if any, are partial), unless it is a write that has
+** reached its COMMIT, which completes with status 0: it is on disk.  Never
+** affects another task.  Returns 0, SQLQ_ENOTFOUND if the task is not
+** queued or running, or SQLQ_EINVAL.  Any thread.
 */
 int sqlq_cancel(sqlq *q, int64_t id);
 

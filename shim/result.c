@@ -123,6 +123,7 @@ int sqlq__result_add_row(sqlq_result *r, sqlite3_stmt *pStmt) {
 }
 
 void sqlq__result_fail(sqlq_result *r, int status, const char *zMsg) {
+  if (r == NULL) return;
   free(r->zErr);
   r->zErr = NULL;
   r->status = status;

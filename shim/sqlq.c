@@ -46,6 +46,8 @@
 #define DEFAULT_TIMEOUT_MS 1000
 #define DEFAULT_MAX_ROWS 1000
 #define DEFAULT_CAPACITY 65536
+#define DEFAULT_BATCH_MAX 128
+#define HIST_SIZE 160 /* Buckets: microseconds up to 2^41 */
 
 typedef struct Queue Queue;
 struct Queue {
@@ -78,19 +80,23 @@ struct sqlq {
   Queue readQ;         /* Tasks for the readers */
   Queue cancelQ;       /* Canceled tasks, for any worker (no cond) */
   pthread_cond_t idle; /* Signalled when nCallers drops to 0 */
+  pthread_cond_t room; /* Signalled when a task leaves a queue */
   int nQueued;         /* Tasks in both queues */
   int nRunning;        /* Tasks running */
   int nCallers;        /* Threads inside the handle's functions */
   int bClosing;        /* sqlq_close() has begun */
   int64_t nextId;      /* Id of the next task */
-  sqlq__task *aHash[HASH_SIZE]; /* Queued and running tasks by id */
-  sqlq__task *pDoneHead;        /* Completions waiting for sqlq_dispatch() */
-  sqlq__task *pDoneTail;        /* Last of them */
-  int efd;                      /* eventfd of dispatch mode, or -1 */
-  sqlq_stats_t st;              /* Counters (queued, running derived) */
-  Worker writer;                /* The writer (no conn if read-only) */
-  Worker *aReader;              /* The readers */
-  int nReader;                  /* Readers */
+  sqlq__task *aHash[HASH_SIZE];  /* Queued and running tasks by id */
+  sqlq__task *pDoneHead;         /* Completions waiting for sqlq_dispatch() */
+  sqlq__task *pDoneTail;         /* Last of them */
+  int efd;                       /* eventfd of dispatch mode, or -1 */
+  sqlq_stats_t st;               /* Counters (queued, running derived) */
+  uint64_t aWaitHist[HIST_SIZE]; /* Time in the queue of tasks run */
+  uint64_t aRunHist[HIST_SIZE];  /* Time tasks ran */
+  sqlq__task **aBatch;           /* The writer's batch (batch_max entries) */
+  Worker writer;                 /* The writer (no conn if read-only) */
+  Worker *aReader;               /* The readers */
+  int nReader;                   /* Readers */
 };
 
 /*
@@ -170,7 +176,12 @@ static int checkCall(sqlq *q, const sqlq_call *c) {
     return SQLQ_EINVAL;
   }
   if (bFn && c->fn == NULL) return SQLQ_EINVAL;
-  if (c->flags & ~(SQLQ_ISOLATED | SQLQ_NO_TRANSACTION)) return SQLQ_EINVAL;
+  if (c->flags & ~(SQLQ_ISOLATED | SQLQ_NO_TRANSACTION | SQLQ_IDEMPOTENT)) {
+    return SQLQ_EINVAL;
+  }
+  if ((c->flags & SQLQ_IDEMPOTENT) && c->kind != SQLQ_WRITE_FN) {
+    return SQLQ_EINVAL;
+  }
   if ((c->flags & SQLQ_ISOLATED) && (c->kind != SQLQ_WRITE_FN || q->bMemory)) {
     return SQLQ_EINVAL;
   }
@@ -178,7 +189,8 @@ static int checkCall(sqlq *q, const sqlq_call *c) {
       (!isWrite(c->kind) || c->kind == SQLQ_SCRIPT)) {
     return SQLQ_EINVAL;
   }
-  if (c->nparams < 0 || c->nrows < 0 || c->timeout_ms < 0 || c->max_rows < 0) {
+  if (c->nparams < 0 || c->nrows < 0 || c->timeout_ms < 0 || c->max_rows < 0 ||
+      c->queue_timeout_ms < 0) {
     return SQLQ_EINVAL;
   }
   if (c->kind == SQLQ_WRITE_MANY
@@ -250,7 +262,7 @@ static sqlq__task *taskNew(const sqlq_call *c) {
 /*
 ** Accepts a call: checks it, copies it, queues it.  Returns the task id or
 ** a negative code.  w, if not NULL, is the sqlq_exec() caller that will
-** wait for it.
+** wait for the task, and that waits here for room in a full queue.
 */
 static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   sqlq__task *t;
@@ -263,7 +275,11 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   t = taskNew(c);
   if (t == NULL) return SQLQ_ENOMEM;
   t->pWaiter = w;
+  t->pOwner = q;
   pthread_mutex_lock(&q->mu);
+  while (w && !q->bClosing && q->nQueued >= q->o.queue_capacity) {
+    pthread_cond_wait(&q->room, &q->mu);
+  }
   if (q->bClosing) {
     rc = SQLQ_ECLOSED;
   } else if (q->nQueued >= q->o.queue_capacity) {
@@ -291,8 +307,77 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
 }
 
 /*
-** Delivers the completion of t (state RUNNING or a canceled QUEUED task,
-** already out of its queue).  Called by the worker, without the mutex.
+** Histograms of microseconds, 4 buckets per power of two: bucket i covers
+** [lower(i), lower(i+1)).
+*/
+static int histBucket(int64_t us) {
+  int msb = 0;
+  if (us < 4) return us < 0 ? 0 : (int)us;
+  while ((us >> (msb + 1)) != 0)
+    msb++;
+  return 4 * (msb - 1) + (int)((us >> (msb - 2)) & 3);
+}
+
+static int64_t histLower(int i) {
+  if (i < 4) return i;
+  return (int64_t)(4 + i % 4) << (i / 4 - 1);
+}
+
+/* The p-th percentile (0 < p < 1) of h, as its bucket's lower bound. */
+static int64_t histPercentile(const uint64_t *h, double p) {
+  uint64_t n = 0, seen = 0;
+  int i;
+  for (i = 0; i < HIST_SIZE; i++)
+    n += h[i];
+  if (n == 0) return 0;
+  for (i = 0; i < HIST_SIZE; i++) {
+    seen += h[i];
+    if ((double)seen >= p * (double)n) return histLower(i);
+  }
+  return histLower(HIST_SIZE - 1);
+}
+
+static void histAdd(uint64_t *h, int64_t ns) {
+  int i = histBucket(ns / 1000);
+  h[i < HIST_SIZE ? i : HIST_SIZE - 1]++;
+}
+
+int sqlq__task_enter(sqlq__task *t, sqlq__conn *c) {
+  sqlq *q = t->pOwner;
+  int bCanceled;
+  pthread_mutex_lock(&q->mu);
+  bCanceled = atomic_load(&t->bCanceled);
+  if (!bCanceled) {
+    t->eState = SQLQ__RUNNING;
+    t->pConn = c;
+    t->startNs = nowNs();
+  }
+  pthread_mutex_unlock(&q->mu);
+  return bCanceled;
+}
+
+void sqlq__task_leave(sqlq__task *t) {
+  sqlq *q = t->pOwner;
+  pthread_mutex_lock(&q->mu);
+  histAdd(q->aRunHist, nowNs() - t->startNs);
+  if (atomic_load(&t->bCanceled)) {
+    /* sqlq_cancel() set the budget to 1; the connection's next task must
+    ** not inherit it. */
+    timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
+    /* It returned 0, so a read canceled as it finished reports the cancel;
+    ** a write keeps its status: it may be committed already. */
+    if (!isWrite(t->call.kind) && sqlq_result_status(t->res) == 0) {
+      sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+    }
+  }
+  t->eState = SQLQ__RAN;
+  t->pConn = NULL;
+  pthread_mutex_unlock(&q->mu);
+}
+
+/*
+** Delivers the completion of t, which a worker has taken from its queue.
+** Called by the worker, without the mutex.
 */
 static void complete(sqlq *q, sqlq__task *t) {
   int status, bSignal = 0;
@@ -300,19 +385,7 @@ static void complete(sqlq *q, sqlq__task *t) {
   pthread_mutex_lock(&q->mu);
   pp = hashSlot(q, t->id);
   *pp = t->pHash;
-  if (t->eState == SQLQ__RUNNING) {
-    q->nRunning--;
-    if (atomic_load(&t->bCanceled)) {
-      timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
-      /*
-      ** sqlq_cancel() returned 0 for it.  A read canceled as it finished
-      ** still reports the cancel; a write that committed keeps status 0.
-      */
-      if (!isWrite(t->call.kind) && sqlq_result_status(t->res) == 0) {
-        sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-      }
-    }
-  }
+  q->nRunning--;
   status = sqlq_result_status(t->res);
   t->eState = SQLQ__DONE;
   if (status == 0) {
@@ -350,6 +423,73 @@ static void complete(sqlq *q, sqlq__task *t) {
   taskFree(t);
 }
 
+/* True if t may run in a group commit with other writes. */
+static int isBatchable(const sqlq__task *t) {
+  if (t->call.flags & (SQLQ_NO_TRANSACTION | SQLQ_ISOLATED)) return 0;
+  return t->call.kind == SQLQ_WRITE || t->call.kind == SQLQ_WRITE_MANY ||
+         (t->call.kind == SQLQ_WRITE_FN && (t->call.flags & SQLQ_IDEMPOTENT));
+}
+
+/* True if t is transactional: it runs through sqlq__conn_run_batch(). */
+static int isTransactional(const sqlq__task *t) {
+  return isWrite(t->call.kind) && t->call.kind != SQLQ_SCRIPT &&
+         !(t->call.flags & (SQLQ_NO_TRANSACTION | SQLQ_ISOLATED));
+}
+
+/*
+** Takes t out of queue qu (the mutex held) for this worker.  Returns 1 if
+** it is to run; 0 if it is to complete unrun (canceled, or its time in the
+** queue ran out), with its result set.
+*/
+static int take(sqlq *q, Queue *qu, sqlq__task *t, int64_t now) {
+  queueRemove(qu, t);
+  q->nQueued--;
+  q->nRunning++;
+  pthread_cond_signal(&q->room);
+  t->eState = SQLQ__TAKEN;
+  if (atomic_load(&t->bCanceled)) {
+    sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+    return 0;
+  }
+  if (t->call.queue_timeout_ms > 0 &&
+      now - t->enqueueNs > (int64_t)t->call.queue_timeout_ms * 1000000) {
+    sqlq__result_fail(t->res, SQLQ_ETIMEOUT,
+                      "the task waited in the queue past its limit");
+    return 0;
+  }
+  histAdd(q->aWaitHist, now - t->enqueueNs);
+  return 1;
+}
+
+/*
+** The writer takes t and the transactional writes queued right behind it,
+** up to batch_max, waiting up to batch_wait_us for more.  Tasks that are
+** not to run go straight back to a[] with their result set; returns n.
+*/
+static int takeBatch(sqlq *q, sqlq__task *t, int64_t now, sqlq__task **a) {
+  int n = 1;
+  int64_t deadline = now + (int64_t)q->o.batch_wait_us * 1000;
+  a[0] = t;
+  while (isBatchable(t) && n < q->o.batch_max) {
+    sqlq__task *next = q->writeQ.pHead;
+    if (next && isBatchable(next)) {
+      take(q, &q->writeQ, next, nowNs());
+      a[n++] = next;
+    } else if (next == NULL && !q->bClosing && nowNs() < deadline) {
+      struct timespec ts;
+      int64_t wake;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      wake = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + deadline - nowNs();
+      ts.tv_sec = wake / 1000000000;
+      ts.tv_nsec = wake % 1000000000;
+      pthread_cond_timedwait(&q->writeQ.cond, &q->mu, &ts);
+    } else {
+      break;
+    }
+  }
+  return n;
+}
+
 /* The loop of a worker thread. */
 static void *workerMain(void *p) {
   Worker *w = p;
@@ -358,30 +498,31 @@ static void *workerMain(void *p) {
   pthread_mutex_lock(&q->mu);
   for (;;) {
     sqlq__task *t;
+    int bRun, i, n = 1;
     while (w->queue->pHead == NULL && q->cancelQ.pHead == NULL &&
            !q->bClosing) {
       pthread_cond_wait(&w->queue->cond, &q->mu);
     }
-    t = q->cancelQ.pHead;
-    if (t) {
-      queueRemove(&q->cancelQ, t);
-    } else if ((t = w->queue->pHead) != NULL) {
-      queueRemove(w->queue, t);
-    } else {
-      break;
-    }
-    q->nQueued--;
-    if (atomic_load(&t->bCanceled)) {
+    t = q->cancelQ.pHead ? q->cancelQ.pHead : w->queue->pHead;
+    if (t == NULL) break;
+    bRun = take(q, t == q->cancelQ.pHead ? &q->cancelQ : w->queue, t, nowNs());
+    if (bRun && isTransactional(t)) {
+      sqlq__batch_stats bs = {0, 0, 0};
+      n = takeBatch(q, t, nowNs(), q->aBatch);
       pthread_mutex_unlock(&q->mu);
-      sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-    } else {
-      t->eState = SQLQ__RUNNING;
-      t->pConn = w->conn;
-      q->nRunning++;
+      sqlq__conn_run_batch(w->conn, q->aBatch, n, &q->o, &bs);
+      pthread_mutex_lock(&q->mu);
+      q->st.batches += bs.nBatches;
+      q->st.batched += bs.nBatched;
+      if (bs.nMax > q->st.max_batch) q->st.max_batch = bs.nMax;
       pthread_mutex_unlock(&q->mu);
-      sqlq__conn_run(w->conn, t, &q->o, q->zPath);
+      for (i = 0; i < n; i++)
+        complete(q, q->aBatch[i]);
+    } else {
+      pthread_mutex_unlock(&q->mu);
+      if (bRun) sqlq__conn_run(w->conn, t, &q->o, q->zPath);
+      complete(q, t);
     }
-    complete(q, t);
     pthread_mutex_lock(&q->mu);
   }
   pthread_mutex_unlock(&q->mu);
@@ -391,7 +532,7 @@ static void *workerMain(void *p) {
 /* ---- the public functions ---- */
 
 /* Counts a caller in; fails with SQLQ_EINVAL for a NULL handle. */
-static int enter(sqlq *q) {
+static int callerIn(sqlq *q) {
   if (q == NULL) return SQLQ_EINVAL;
   pthread_mutex_lock(&q->mu);
   q->nCallers++;
@@ -399,7 +540,7 @@ static int enter(sqlq *q) {
   return 0;
 }
 
-static void leave(sqlq *q) {
+static void callerOut(sqlq *q) {
   pthread_mutex_lock(&q->mu);
   if (--q->nCallers == 0) pthread_cond_broadcast(&q->idle);
   pthread_mutex_unlock(&q->mu);
@@ -407,9 +548,9 @@ static void leave(sqlq *q) {
 
 int64_t sqlq_submit(sqlq *q, const sqlq_call *call) {
   int64_t id;
-  if (enter(q)) return SQLQ_EINVAL;
+  if (callerIn(q)) return SQLQ_EINVAL;
   id = submitTask(q, call, NULL);
-  leave(q);
+  callerOut(q);
   return id;
 }
 
@@ -419,7 +560,7 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
   int status;
   if (presult) *presult = NULL;
   if (tlsInCallback) return SQLQ_EMISUSE;
-  if (enter(q)) return SQLQ_EINVAL;
+  if (callerIn(q)) return SQLQ_EINVAL;
   w.pTask = NULL;
   pthread_cond_init(&w.cond, NULL);
   id = submitTask(q, call, &w);
@@ -438,36 +579,50 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
     status = (int)id;
   }
   pthread_cond_destroy(&w.cond);
-  leave(q);
+  callerOut(q);
   return status;
 }
 
 int sqlq_cancel(sqlq *q, int64_t id) {
   sqlq__task *t;
   int rc = 0;
-  if (enter(q)) return SQLQ_EINVAL;
+  if (callerIn(q)) return SQLQ_EINVAL;
   pthread_mutex_lock(&q->mu);
   t = *hashSlot(q, id);
   if (t == NULL || atomic_load(&t->bCanceled)) {
     rc = SQLQ_ENOTFOUND;
-  } else if (t->eState == SQLQ__QUEUED) {
-    /* The first free worker completes it without running it. */
-    atomic_store(&t->bCanceled, 1);
-    queueRemove(queueOf(q, t), t);
-    queuePushBack(&q->cancelQ, t);
-    pthread_cond_broadcast(&q->writeQ.cond);
-    pthread_cond_broadcast(&q->readQ.cond);
   } else {
-    /*
-    ** Still under mu, so the task cannot end and let another start on its
-    ** connection: stop the statement running now and any it starts later.
-    */
     atomic_store(&t->bCanceled, 1);
-    timelimit_interrupt(sqlq__conn_tlid(t->pConn));
-    timelimit_set_ops(sqlq__conn_db(t->pConn), 1);
+    switch (t->eState) {
+    case SQLQ__QUEUED:
+      /* The first free worker completes it without running it. */
+      queueRemove(queueOf(q, t), t);
+      queuePushBack(&q->cancelQ, t);
+      pthread_cond_broadcast(&q->writeQ.cond);
+      pthread_cond_broadcast(&q->readQ.cond);
+      break;
+    case SQLQ__RUNNING:
+      /*
+      ** Still under mu, so the task cannot leave and let another start on
+      ** its connection: stop the statement running now and any it starts
+      ** later (sqlq__task_leave() puts the budget back).
+      */
+      timelimit_interrupt(sqlq__conn_tlid(t->pConn));
+      timelimit_set_ops(sqlq__conn_db(t->pConn), 1);
+      break;
+    case SQLQ__RAN:
+      /* A read that has finished reports the cancel anyway; a write in a
+      ** batch waits for its COMMIT and keeps its status. */
+      if (!isWrite(t->call.kind)) {
+        sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+      }
+      break;
+    default: /* TAKEN: sqlq__task_enter() will refuse to run it. */
+      break;
+    }
   }
   pthread_mutex_unlock(&q->mu);
-  leave(q);
+  callerOut(q);
   return rc;
 }
 
@@ -502,20 +657,25 @@ static int dispatchAll(sqlq *q) {
 int sqlq_dispatch(sqlq *q) {
   int n;
   if (q == NULL || q->efd < 0) return SQLQ_EINVAL;
-  if (enter(q)) return SQLQ_EINVAL;
+  if (callerIn(q)) return SQLQ_EINVAL;
   n = dispatchAll(q);
-  leave(q);
+  callerOut(q);
   return n;
 }
 
 int sqlq_stats(sqlq *q, sqlq_stats_t *st) {
-  if (st == NULL || enter(q)) return SQLQ_EINVAL;
+  if (st == NULL || callerIn(q)) return SQLQ_EINVAL;
   pthread_mutex_lock(&q->mu);
   *st = q->st;
   st->queued = q->nQueued;
   st->running = q->nRunning;
+  st->mean_batch = st->batches ? (double)st->batched / (double)st->batches : 0;
+  st->wait_p50_us = histPercentile(q->aWaitHist, 0.50);
+  st->wait_p99_us = histPercentile(q->aWaitHist, 0.99);
+  st->run_p50_us = histPercentile(q->aRunHist, 0.50);
+  st->run_p99_us = histPercentile(q->aRunHist, 0.99);
   pthread_mutex_unlock(&q->mu);
-  leave(q);
+  callerOut(q);
   return 0;
 }
 
@@ -541,6 +701,7 @@ static void teardown(sqlq *q) {
   q->bClosing = 1;
   pthread_cond_broadcast(&q->writeQ.cond);
   pthread_cond_broadcast(&q->readQ.cond);
+  pthread_cond_broadcast(&q->room);
   pthread_mutex_unlock(&q->mu);
   if (q->writer.bStarted) pthread_join(q->writer.thread, NULL);
   for (i = 0; i < q->nReader; i++) {
@@ -561,8 +722,10 @@ static void teardown(sqlq *q) {
   pthread_cond_destroy(&q->writeQ.cond);
   pthread_cond_destroy(&q->readQ.cond);
   pthread_cond_destroy(&q->idle);
+  pthread_cond_destroy(&q->room);
   pthread_mutex_destroy(&q->mu);
   free(q->aReader);
+  free(q->aBatch);
   free(q->zPath);
   free(q);
 }
@@ -582,6 +745,9 @@ static void setDefaults(sqlq_options *o) {
   if (o->queue_capacity <= 0) o->queue_capacity = DEFAULT_CAPACITY;
   if (o->immutable) o->read_only = 1;
   if (o->synchronous <= 0) o->synchronous = 2;
+  if (o->batch_max <= 0) o->batch_max = DEFAULT_BATCH_MAX;
+  if (o->batch_wait_us < 0) o->batch_wait_us = 0;
+  if (o->write_timeout_ms < 0) o->write_timeout_ms = 0;
 }
 
 /*
@@ -630,7 +796,9 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   pthread_cond_init(&q->writeQ.cond, NULL);
   pthread_cond_init(&q->readQ.cond, NULL);
   pthread_cond_init(&q->idle, NULL);
-  if (q->zPath == NULL) rc = SQLQ_ENOMEM;
+  pthread_cond_init(&q->room, NULL);
+  q->aBatch = malloc((size_t)q->o.batch_max * sizeof(sqlq__task *));
+  if (q->zPath == NULL || q->aBatch == NULL) rc = SQLQ_ENOMEM;
   if (rc == 0 && q->bMemory && q->o.read_only) rc = SQLQ_EINVAL;
   if (rc == 0 && q->o.dispatch) {
     q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

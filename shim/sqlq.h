@@ -54,7 +54,10 @@ extern "C" {
   XX(EREADONLY, -8, "the handle is read-only")                                 \
   XX(ENOTFOUND, -9, "no such task is queued or running")                       \
   XX(EPARAMS, -10, "wrong number of parameters")                               \
-  XX(ESYSTEM, -11, "a system call failed")
+  XX(ESYSTEM, -11, "a system call failed")                                     \
+  XX(ETXNCTL, -12,                                                             \
+     "transaction control is not allowed in a transactional task "             \
+     "(use SQLQ_NO_TRANSACTION or SQLQ_SCRIPT)")
 
 enum {
 #define SQLQ_XX(name, value, message) SQLQ_##name = value,
@@ -78,6 +81,9 @@ typedef enum sqlq_kind {
 /* sqlq_call.flags */
 #define SQLQ_ISOLATED 0x1       /* WRITE_FN on a connection of its own */
 #define SQLQ_NO_TRANSACTION 0x2 /* WRITE, WRITE_MANY, WRITE_FN: no txn */
+#define SQLQ_IDEMPOTENT                                                        \
+  0x4 /* WRITE_FN may run more than once, so it may                            \
+         join a group commit (see batch_max) */
 
 /*
 ** A parameter value.  Build one with the constructors below.  Text and blob
@@ -141,33 +147,52 @@ typedef struct sqlq_call {
   sqlq_fn fn;               /* READ_FN, WRITE_FN */
   void *arg;                /* Passed to fn */
   int flags;                /* SQLQ_ISOLATED, SQLQ_NO_TRANSACTION */
-  int timeout_ms;           /* Reads: a lower time limit; 0 = default */
+  int timeout_ms;           /* Time limit: lowers a read's default; for a
+                               write, lowers the handle's or sets one */
   int max_rows;             /* Reads: a lower row cap; 0 = default */
+  int queue_timeout_ms;     /* Longest wait in the queue, 0 = no limit:
+                               past it, SQLQ_ETIMEOUT without running */
   sqlq_done done;           /* Completion, or NULL */
   void *udata;              /* Passed to done */
 } sqlq_call;
 
 /* Options of sqlq_open().  Zero means the default for every field. */
 typedef struct sqlq_options {
-  int readers;         /* Reader threads (default 2) */
-  int read_timeout_ms; /* Time limit of a read (default 1000) */
-  int max_rows;        /* Row cap of a read (default 1000) */
-  int queue_capacity;  /* Tasks waiting in the queues (default 65536) */
-  int dispatch;        /* Completions run in sqlq_dispatch() */
-  int read_only;       /* No writer; writes fail with SQLQ_EREADONLY */
-  int immutable;       /* The file never changes (implies read_only) */
-  int synchronous;     /* PRAGMA synchronous of the writer: 1 NORMAL, 2 FULL
-                          (default), 3 EXTRA */
+  int readers;          /* Reader threads (default 2) */
+  int read_timeout_ms;  /* Time limit of a read (default 1000) */
+  int max_rows;         /* Row cap of a read (default 1000) */
+  int queue_capacity;   /* Tasks waiting in the queues (default 65536) */
+  int dispatch;         /* Completions run in sqlq_dispatch() */
+  int read_only;        /* No writer; writes fail with SQLQ_EREADONLY */
+  int immutable;        /* The file never changes (implies read_only) */
+  int synchronous;      /* PRAGMA synchronous of the writer: 1 NORMAL, 2 FULL
+                           (default), 3 EXTRA */
+  int batch_max;        /* Group commit: most writes in one transaction
+                           (default 128; 1 = a transaction per write) */
+  int batch_wait_us;    /* Group commit: longest wait for more writes once a
+                           batch has begun (default 0: take what is queued) */
+  int write_timeout_ms; /* Time limit of each write (default 0: none) */
 } sqlq_options;
 
-/* Counters of a handle since it opened. */
+/*
+** Counters of a handle since it opened.  The percentiles are of every task
+** that ran, to within a quarter of a power of two.
+*/
 typedef struct sqlq_stats_t {
-  int64_t queued;   /* Tasks waiting now */
-  int64_t running;  /* Tasks running now */
-  int64_t done;     /* Tasks completed with status 0 */
-  int64_t failed;   /* Tasks completed with any other status */
-  int64_t timeouts; /* Tasks completed with SQLQ_ETIMEOUT */
-  int64_t cancels;  /* Tasks completed with SQLQ_ECANCELED */
+  int64_t queued;      /* Tasks waiting now */
+  int64_t running;     /* Tasks running now */
+  int64_t done;        /* Tasks completed with status 0 */
+  int64_t failed;      /* Tasks completed with any other status */
+  int64_t timeouts;    /* Tasks completed with SQLQ_ETIMEOUT */
+  int64_t cancels;     /* Tasks completed with SQLQ_ECANCELED */
+  int64_t batches;     /* Transactions of the group commit */
+  int64_t batched;     /* Task runs in them (a task run again counts again) */
+  int64_t max_batch;   /* The most tasks in one of them */
+  double mean_batch;   /* batched / batches */
+  int64_t wait_p50_us; /* Time in the queue: median */
+  int64_t wait_p99_us; /* Time in the queue: 99th percentile */
+  int64_t run_p50_us;  /* Time running: median */
+  int64_t run_p99_us;  /* Time running: 99th percentile */
 } sqlq_stats_t;
 
 /*
@@ -198,7 +223,8 @@ int sqlq_close(sqlq *q);
 int64_t sqlq_submit(sqlq *q, const sqlq_call *call);
 
 /*
-** Runs a task and waits for it.  The call's done and udata are ignored.
+** Runs a task and waits for it; on a full queue it waits for room.  The
+** call's done and udata are ignored.
 ** Returns the result's status, or a negative code if the task was not
 ** accepted (as sqlq_submit(), plus EMISUSE inside a completion or task
 ** function).  If presult is not NULL it receives the result (NULL if the

@@ -28,7 +28,8 @@ int sqlq__result_add_row(sqlq_result *r, sqlite3_stmt *pStmt);
 
 /*
 ** Sets the status and copies the message (NULL for status 0: none; NULL
-** otherwise: the standard text of the code).  Call it on the thread that
+** otherwise: the standard text of the code).  r may be NULL.  Call it on the
+*thread that
 ** saw the error, before the connection's next call overwrites its message.
 */
 void sqlq__result_fail(sqlq_result *r, int status, const char *zMsg);
@@ -68,26 +69,62 @@ struct sqlq__task {
   sqlq_call call;       /* The call; sql and params point into this block */
   sqlq_result *res;     /* The result being built */
   atomic_int bCanceled; /* sqlq_cancel() was called for it */
-  int eState;           /* SQLQ__QUEUED, SQLQ__RUNNING, SQLQ__DONE */
+  int eState;           /* SQLQ__QUEUED ... SQLQ__DONE (handle mu) */
+  sqlq *pOwner;         /* The handle */
   sqlq__conn *pConn;    /* The connection running it (handle mu) */
   int64_t enqueueNs;    /* When it was queued */
+  int64_t startNs;      /* When it last began to run */
   sqlq__task *pNext;    /* Queue or completion list */
   sqlq__task *pPrev;    /* Queue */
   sqlq__task *pHash;    /* Id hash chain */
   struct sqlq__waiter *pWaiter; /* sqlq_exec() caller waiting, or NULL */
 };
 
-enum { SQLQ__QUEUED = 1, SQLQ__RUNNING, SQLQ__DONE };
+/*
+** A task's life, under the handle's mutex: QUEUED in a queue; TAKEN by a
+** worker (alone or in a batch); RUNNING between sqlq__task_enter() and
+** sqlq__task_leave(); RAN, waiting for its batch's COMMIT or its
+** completion (a batch that loses its transaction runs it again); DONE.
+*/
+enum { SQLQ__QUEUED = 1, SQLQ__TAKEN, SQLQ__RUNNING, SQLQ__RAN, SQLQ__DONE };
+
+/* Counts of the group commit, kept by the writer. */
+typedef struct sqlq__batch_stats sqlq__batch_stats;
+struct sqlq__batch_stats {
+  int64_t nBatches; /* Transactions committed */
+  int64_t nBatched; /* Task runs in them */
+  int64_t nMax;     /* The most in one */
+};
 
 /*
 ** Runs a read task (READ or READ_FN) under its time limit and row cap, or a
-** write task, on c, and fills t->res.  zPath is the database, for isolated
+** write task that runs outside the group commit (SCRIPT, NO_TRANSACTION,
+** ISOLATED), on c, and fills t->res.  zPath is the database, for isolated
 ** tasks.
 */
 void sqlq__conn_run(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                     const char *zPath);
 
-/* True if t was canceled while it ran (implemented by sqlq.c). */
+/*
+** Runs n transactional writes as one group commit on the writer (see
+** conn.c) and fills their results; adds to *st.  Tasks whose result has
+** failed already are skipped.
+*/
+void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
+                          const sqlq_options *o, sqlq__batch_stats *st);
+
+/* ---- sqlq.c, for conn.c ---- */
+
+/* True if sqlq_cancel() was called for t. */
 int sqlq__task_canceled(sqlq__task *t);
+
+/*
+** Marks t RUNNING on c, where sqlq_cancel() can interrupt it; returns
+** nonzero instead if t was canceled (then it must not run).
+*/
+int sqlq__task_enter(sqlq__task *t, sqlq__conn *c);
+
+/* Marks t RAN: sqlq_cancel() can no longer interrupt its connection. */
+void sqlq__task_leave(sqlq__task *t);
 
 #endif /* SQLQ_INT_H */

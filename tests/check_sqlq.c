@@ -1050,6 +1050,388 @@ START_TEST(test_strerror) {
 }
 END_TEST
 
+/* ---- group commit ---- */
+
+/* Submits a write of zSql with one integer parameter; returns its id. */
+static int64_t submit_write(sqlq *q, const char *zSql, int64_t v, Done *d) {
+  sqlq_value p[1];
+  sqlq_call c = {0};
+  p[0] = sqlq_int(v);
+  c.kind = SQLQ_WRITE;
+  c.sql = zSql;
+  c.params = p;
+  c.nparams = 1;
+  c.done = done_cb;
+  c.udata = d;
+  return sqlq_submit(q, &c);
+}
+
+/* Collects each task's status by id, for tests with many tasks. */
+typedef struct Statuses Statuses;
+struct Statuses {
+  Latch l;   /* Completions; its mu guards a */
+  int a[64]; /* Status by task id (ids below 64) */
+};
+
+static void statuses_cb(sqlq_result *r, void *p) {
+  Statuses *s = p;
+  pthread_mutex_lock(&s->l.mu);
+  s->a[sqlq_result_id(r) % 64] = sqlq_result_status(r);
+  pthread_mutex_unlock(&s->l.mu);
+  latch_add(&s->l);
+}
+
+/* Queues a write for the batch test; returns its id. */
+static int64_t queue_call(sqlq *q, sqlq_call *c, Statuses *s) {
+  int64_t id;
+  c->done = statuses_cb;
+  c->udata = s;
+  id = sqlq_submit(q, c);
+  ck_assert_int_gt(id, 0);
+  ck_assert_int_lt(id, 64);
+  return id;
+}
+
+static int64_t queue_sql(sqlq *q, const char *zSql, Statuses *s) {
+  sqlq_call c = {0};
+  c.kind = SQLQ_WRITE;
+  c.sql = zSql;
+  return queue_call(q, &c, s);
+}
+
+/*
+** Writes queued together commit together; one that fails (a constraint, or
+** a WRITE_MANY whose second row fails) is undone alone and reported alone.
+*/
+START_TEST(test_batch_failure_isolated) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_value rows[2] = {sqlq_int(30), sqlq_int(1)};
+  sqlq_call many = {0};
+  sqlq_stats_t st;
+  Statuses s;
+  Gate g;
+  int64_t a, b, c, d, e;
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE t(v UNIQUE);"
+                       "INSERT INTO t VALUES (1)"),
+                   0);
+  block_writer(q, &g);
+  a = queue_sql(q, "INSERT INTO t VALUES (10)", &s);
+  b = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
+  c = queue_sql(q, "INSERT INTO t VALUES (20)", &s);
+  many.kind = SQLQ_WRITE_MANY;
+  many.sql = "INSERT INTO t VALUES (?)";
+  many.params = rows;
+  many.nparams = 1;
+  many.nrows = 2;
+  d = queue_call(q, &many, &s);
+  e = queue_sql(q, "INSERT INTO t VALUES (40)", &s);
+  gate_open(&g);
+  latch_wait(&s.l, 5);
+  ck_assert_int_eq(s.a[a], 0);
+  ck_assert_int_eq(s.a[b], SQLITE_CONSTRAINT_UNIQUE);
+  ck_assert_int_eq(s.a[c], 0);
+  ck_assert_int_eq(s.a[d], SQLITE_CONSTRAINT_UNIQUE);
+  ck_assert_int_eq(s.a[e], 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,10,20,40' FROM "
+                               "(SELECT v FROM t ORDER BY v)"),
+                   1);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_ge(st.max_batch, 5);
+  closeq(q);
+}
+END_TEST
+
+/*
+** A write stopped by its time limit in the middle of a batch fails alone;
+** the interrupt rolls back the whole transaction, and its batch-mates run
+** again and are committed once.
+*/
+START_TEST(test_batch_interrupted_task) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call slow = {0};
+  Statuses s;
+  Gate g;
+  int64_t a, b, c;
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  a = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
+  slow.kind = SQLQ_WRITE;
+  slow.sql = "INSERT INTO t SELECT x FROM (WITH RECURSIVE c(x) AS "
+             "(SELECT 100 UNION ALL SELECT x+1 FROM c) SELECT x FROM c)";
+  slow.timeout_ms = 50;
+  b = queue_call(q, &slow, &s);
+  c = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
+  gate_open(&g);
+  latch_wait(&s.l, 3);
+  ck_assert_int_eq(s.a[a], 0);
+  ck_assert_int_eq(s.a[b], SQLQ_ETIMEOUT);
+  ck_assert_int_eq(s.a[c], 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2' FROM t"), 1);
+  closeq(q);
+}
+END_TEST
+
+/* A full disk fails the task that fills it, not its batch-mates. */
+START_TEST(test_batch_disk_full) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_value big[1];
+  sqlq_call c = {0};
+  Statuses s;
+  Gate g;
+  int64_t a, b, d;
+  static char aBlob[200000];
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  /* Room for the small rows, not for 200 kB: 50 pages of 4 kB. */
+  {
+    sqlq_result *r;
+    sqlq_call pc = {0};
+    char zSql[64];
+    pc.kind = SQLQ_WRITE;
+    pc.sql = "PRAGMA page_count";
+    ck_assert_int_eq(sqlq_exec(q, &pc, &r), 0);
+    snprintf(zSql, sizeof(zSql), "PRAGMA max_page_count=%lld",
+             (long long)sqlq_result_int(r, 0, 0) + 10);
+    sqlq_result_free(r);
+    ck_assert_int_eq(run(q, SQLQ_SCRIPT, zSql), 0);
+  }
+  block_writer(q, &g);
+  a = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
+  big[0] = sqlq_blob(aBlob, sizeof(aBlob));
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES (?)";
+  c.params = big;
+  c.nparams = 1;
+  b = queue_call(q, &c, &s);
+  d = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
+  gate_open(&g);
+  latch_wait(&s.l, 3);
+  ck_assert_int_eq(s.a[a], 0);
+  ck_assert_int_eq(s.a[b], SQLITE_FULL);
+  ck_assert_int_eq(s.a[d], 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2' FROM t"), 1);
+  closeq(q);
+}
+END_TEST
+
+/* With batch_max 1 every write has its own transaction (Datasette's way). */
+START_TEST(test_batch_max_one) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlq_stats_t st;
+  Statuses s;
+  Gate g;
+  int i;
+  o.batch_max = 1;
+  q = openq(NULL, &o);
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  for (i = 0; i < 5; i++)
+    queue_sql(q, "INSERT INTO t VALUES (1)", &s);
+  gate_open(&g);
+  latch_wait(&s.l, 5);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.max_batch, 1);
+  ck_assert_int_eq(st.batches, 6);
+  closeq(q);
+}
+END_TEST
+
+static atomic_int nFnRuns;
+
+static int counted_insert_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  atomic_fetch_add(&nFnRuns, 1);
+  return sqlite3_exec(db, "INSERT INTO t VALUES (7)", NULL, NULL, NULL);
+}
+
+/*
+** A WRITE_FN joins a batch only when marked SQLQ_IDEMPOTENT; otherwise it
+** runs in a transaction of its own.
+*/
+START_TEST(test_batch_fn_idempotent) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_stats_t st;
+  sqlq_call fn = {0};
+  Statuses s;
+  Gate g;
+  int i;
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  fn.kind = SQLQ_WRITE_FN;
+  fn.fn = counted_insert_fn;
+  block_writer(q, &g);
+  for (i = 0; i < 3; i++)
+    queue_call(q, &fn, &s);
+  gate_open(&g);
+  latch_wait(&s.l, 3);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.max_batch, 1);
+  fn.flags = SQLQ_IDEMPOTENT;
+  block_writer(q, &g);
+  for (i = 0; i < 3; i++)
+    queue_call(q, &fn, &s);
+  gate_open(&g);
+  latch_wait(&s.l, 6);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.max_batch, 3);
+  ck_assert_int_eq(atomic_load(&nFnRuns), 6);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 6);
+  closeq(q);
+}
+END_TEST
+
+static int commit_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
+/*
+** Transaction control inside a transactional task or a read is refused
+** with SQLQ_ETXNCTL, also when the statement was prepared (and cached)
+** before by a task that could run it.
+*/
+START_TEST(test_txn_control_refused) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  sqlq_result *r;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "COMMIT"), SQLQ_ETXNCTL);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "savepoint x"), SQLQ_ETXNCTL);
+  ck_assert_int_eq(run(q, SQLQ_READ, "BEGIN"), SQLQ_ETXNCTL);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, commit_fn, NULL, 0), SQLQ_ETXNCTL);
+  c.kind = SQLQ_WRITE;
+  c.sql = "END";
+  c.flags = SQLQ_NO_TRANSACTION;
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLITE_ERROR); /* none active */
+  c.flags = 0;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_ETXNCTL);
+  ck_assert_str_eq(sqlq_result_error(r), sqlq_strerror(SQLQ_ETXNCTL));
+  sqlq_result_free(r);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)"), 0);
+  closeq(q);
+}
+END_TEST
+
+/* Writes get a time limit from the handle or the call, opt-in. */
+START_TEST(test_write_time_limit) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlq_call c = {0};
+  int64_t t0;
+  static const char zSlow[] =
+      "INSERT INTO t SELECT x FROM (WITH RECURSIVE c(x) AS "
+      "(SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c)";
+  o.write_timeout_ms = 100;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  t0 = test_now_ms();
+  ck_assert_int_eq(run(q, SQLQ_WRITE, zSlow), SQLQ_ETIMEOUT);
+  ck_assert_int_lt(test_now_ms() - t0, 2000 * test_slowdown());
+  c.kind = SQLQ_WRITE;
+  c.sql = zSlow;
+  c.timeout_ms = 20;
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 0);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)"), 0);
+  closeq(q);
+}
+END_TEST
+
+/* A task that waits in the queue past its limit completes unrun. */
+START_TEST(test_queue_deadline) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  sqlq_stats_t st;
+  Statuses s;
+  Gate g;
+  int64_t late, patient, t0;
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES (1)";
+  c.queue_timeout_ms = 20;
+  late = queue_call(q, &c, &s);
+  c.sql = "INSERT INTO t VALUES (2)";
+  c.queue_timeout_ms = 100000;
+  patient = queue_call(q, &c, &s);
+  /* The writer stays blocked until the first limit has passed. */
+  for (t0 = test_now_ms(); test_now_ms() - t0 < 60;) {
+  }
+  gate_open(&g);
+  latch_wait(&s.l, 2);
+  ck_assert_int_eq(s.a[late], SQLQ_ETIMEOUT);
+  ck_assert_int_eq(s.a[patient], 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '2' FROM t"), 1);
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.timeouts, 1);
+  ck_assert_int_gt(st.wait_p99_us, 0);
+  closeq(q);
+}
+END_TEST
+
+typedef struct Blocked Blocked;
+struct Blocked {
+  sqlq *q;        /* The handle */
+  int rc;         /* What sqlq_exec returned */
+  atomic_int bIn; /* sqlq_exec has been called */
+};
+
+static void *exec_thread(void *p) {
+  Blocked *b = p;
+  atomic_store(&b->bIn, 1);
+  b->rc = run(b->q, SQLQ_WRITE, "INSERT INTO t VALUES (5)");
+  return NULL;
+}
+
+/* sqlq_exec waits for room in a full queue where sqlq_submit refuses. */
+START_TEST(test_exec_waits_for_room) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlq_stats_t st;
+  Blocked b;
+  pthread_t th;
+  Gate g;
+  Done d;
+  int i;
+  o.queue_capacity = 2;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  block_writer(q, &g);
+  done_init(&d);
+  for (i = 0; i < 2; i++) {
+    ck_assert_int_gt(submit_write(q, "INSERT INTO t VALUES (?)", i, &d), 0);
+  }
+  ck_assert_int_eq(submit_write(q, "INSERT INTO t VALUES (?)", 9, &d),
+                   SQLQ_EFULL);
+  b.q = q;
+  b.rc = -100;
+  atomic_store(&b.bIn, 0);
+  ck_assert_int_eq(pthread_create(&th, NULL, exec_thread, &b), 0);
+  while (!atomic_load(&b.bIn))
+    sched_yield();
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.queued, 2);
+  gate_open(&g);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  ck_assert_int_eq(b.rc, 0);
+  done_wait(&d, 2);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 3);
+  closeq(q);
+}
+END_TEST
+
 Suite *sqlq_suite(void) {
   Suite *s = suite_create("sqlq");
   TCase *tc;
@@ -1094,6 +1476,19 @@ Suite *sqlq_suite(void) {
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_close_drains);
   tcase_add_test(tc, test_close_dispatch_pending);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("group commit");
+  tcase_set_timeout(tc, 10);
+  tcase_add_test(tc, test_batch_failure_isolated);
+  tcase_add_test(tc, test_batch_interrupted_task);
+  tcase_add_test(tc, test_batch_disk_full);
+  tcase_add_test(tc, test_batch_max_one);
+  tcase_add_test(tc, test_batch_fn_idempotent);
+  tcase_add_test(tc, test_txn_control_refused);
+  tcase_add_test(tc, test_write_time_limit);
+  tcase_add_test(tc, test_queue_deadline);
+  tcase_add_test(tc, test_exec_waits_for_room);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("errors");

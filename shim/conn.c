@@ -396,6 +396,20 @@ static int runFn(sqlq__conn *c, sqlq__task *t, sqlite3 *db) {
   return rc;
 }
 
+/* Runs what a write task does, in or out of a transaction. */
+static int runWriteBody(sqlq__conn *c, sqlq__task *t) {
+  switch (t->call.kind) {
+  case SQLQ_SCRIPT:
+    return runScript(c, t);
+  case SQLQ_WRITE:
+    return runStatement(c, t, -1);
+  case SQLQ_WRITE_MANY:
+    return runMany(c, t);
+  default:
+    return runFn(c, t, c->db);
+  }
+}
+
 /* Fails t and rolls back if it left a transaction open on db. */
 static int checkClosedTxn(sqlq__task *t, sqlite3 *db, int rc) {
   if (!sqlite3_get_autocommit(db)) {
@@ -453,17 +467,7 @@ static int runInBatch(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   if (rc == SQLITE_OK) {
     c->bGuard = 1;
     c->bDenied = 0;
-    switch (t->call.kind) {
-    case SQLQ_WRITE:
-      rc = runStatement(c, t, -1);
-      break;
-    case SQLQ_WRITE_MANY:
-      rc = runMany(c, t);
-      break;
-    default:
-      rc = runFn(c, t, c->db);
-      break;
-    }
+    rc = runWriteBody(c, t);
     c->bGuard = 0;
   } else {
     sqlq__result_fail(t->res, rc, sqlite3_errmsg(c->db));
@@ -556,20 +560,7 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
     sqlq__task_leave(t);
     return;
   }
-  switch (t->call.kind) {
-  case SQLQ_SCRIPT:
-    rc = runScript(c, t);
-    break;
-  case SQLQ_WRITE:
-    rc = runStatement(c, t, -1);
-    break;
-  case SQLQ_WRITE_MANY:
-    rc = runMany(c, t);
-    break;
-  default:
-    rc = runFn(c, t, c->db);
-    break;
-  }
+  rc = runWriteBody(c, t);
   sqlq__task_leave(t);
   if (checkClosedTxn(t, c->db, rc) == SQLITE_OK) {
     sqlq__result_set_changes(t->res, sqlite3_total_changes64(c->db) - nBefore,

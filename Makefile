@@ -66,6 +66,7 @@ CHECK_BIN = $(BUILD)/check_all
 CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_sqlq.c
 CHECK_HDR = tests/tests.h ext/timelimit.h shim/sqlq.h
 STRESS_BIN = $(BUILD)/stress_sqlq
+EXAMPLE_BIN = $(BUILD)/http_server
 BENCH_BINS = $(BUILD)/bench_timelimit
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
@@ -126,6 +127,10 @@ $(STRESS_BIN): tests/stress_sqlq.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/stress_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
+$(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/http_server.c \
+	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
+
 $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB)
 	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
 	  tests/bench/bench_timelimit.c $(TL_LIB) $(SQLITE_LIBS) -lm $(ALL_LDFLAGS)
@@ -134,7 +139,8 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 # real target in a new make (so pkg-config is asked only once it exists).
 test:
 	@scripts/deps.sh $(DEPS_TEST)
-	@$(MAKE) --no-print-directory test-c test-sql test-python test-install
+	@$(MAKE) --no-print-directory test-c test-sql test-python test-example \
+	  test-install
 
 demo:
 	@scripts/deps.sh $(DEPS_DEMO)
@@ -171,6 +177,10 @@ test-sql: $(EXT_SO)
 test-python: $(EXT_SO)
 	$(PYTHON) tests/test_timelimit.py $(EXT_SO)
 
+# The epoll example, driven by real HTTP clients.
+test-example: $(EXAMPLE_BIN)
+	$(PYTHON) tests/test_http_server.py $(EXAMPLE_BIN)
+
 test-install: all
 	CC="$(CC)" tests/install_test.sh "$(MAKE)" $(SQLITE3)
 
@@ -200,4 +210,4 @@ clean:
 	rm -rf build $(EXT_SO)
 
 .PHONY: all test demo sanitize valgrind bench test-c test-sql test-python \
-  test-install install uninstall clean
+  test-example test-install install uninstall clean

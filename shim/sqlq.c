@@ -2,25 +2,30 @@
 ** sqlq.c: the sqlq handle: its queues, worker threads and completions.
 **
 ** DESIGN
-** One mutex (sqlq.mu) protects both queues, the task id table, the
-** completion list and the counters.  Writes (and, for ":memory:", reads) go
-** to the write queue, which one writer thread takes in FIFO order; reads go
-** to the read queue, which the reader threads share.  A worker pops a task
-** under the mutex, runs it without the mutex, then completes it under the
-** mutex: the task leaves the id table there, so sqlq_cancel() (which holds
-** the mutex while it interrupts) can never reach a task that has ended, and
-** can never interrupt the next task on the same connection.
+** One mutex (sqlq.mu) protects both queues, the task id table, the task
+** states, the completion list and the counters.  Writes (and, for
+** ":memory:", reads) go to the write queue, which one writer thread takes
+** in FIFO order; reads go to the read queue, which the reader threads
+** share.  The writer takes a transactional write together with those queued
+** right behind it, up to batch_max, and runs them as one group commit
+** (conn.c).
 **
-** A completion goes to exactly one place: the sqlq_exec() caller waiting for
-** it, the completion list that sqlq_dispatch() empties (dispatch mode; an
-** eventfd is written when the list turns non-empty), or the task's callback
-** on the worker thread.  A canceled queued task moves to the cancel queue,
-** which every worker empties before its own, so the first free worker
-** completes it without running it and every callback runs where the mode
-** says.  A canceled running task is interrupted, and its connection's step
-** budget is set to 1 so that no later statement of the task runs either;
-** complete() puts the budget back under the mutex, before the connection
-** can take another task.
+** A task moves QUEUED, TAKEN, RUNNING, RAN, DONE, each step under the
+** mutex.  It is RUNNING only between sqlq__task_enter() and
+** sqlq__task_leave(), around the statements it runs, and sqlq_cancel()
+** interrupts a connection only while holding the mutex and only for a
+** RUNNING task: so a cancel can never reach a task that has ended, nor the
+** next task on the same connection, nor a batch-mate.  The interrupt stops
+** the statement running; the step budget of 1 it also sets stops any
+** statement the task starts later, and sqlq__task_leave() puts it back.
+** A canceled QUEUED task moves to the cancel queue, which every worker
+** empties before its own, so the first free worker completes it unrun.
+**
+** A completion goes to exactly one place: the sqlq_exec() caller waiting
+** for it, the completion list that sqlq_dispatch() empties (dispatch mode;
+** the eventfd is written when the list turns non-empty), or the task's
+** callback on the worker thread.  A batch's completions go out after its
+** COMMIT.
 **
 ** sqlq_close() sets bClosing, which refuses new tasks; workers finish their
 ** queues before they exit; close joins them, delivers the dispatch
@@ -31,7 +36,6 @@
 #include "sqlq_int.h"
 #include "timelimit.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>

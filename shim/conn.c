@@ -496,7 +496,7 @@ static void failPending(sqlq__task **a, int n, int rc, const char *zMsg) {
 
 void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
                           const sqlq_options *o, sqlq__batch_stats *st) {
-    int i, rc, nRun;
+  int i, rc, nRun;
   for (;;) {
     int bLost = 0, nOk = 0;
     for (i = nRun = 0; i < n; i++)
@@ -510,7 +510,7 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
     }
     for (i = 0; i < n && !bLost; i++) {
       if (sqlq_result_status(a[i]->res) != 0) continue;
-            rc = runInBatch(c, a[i], o, nRun > 1 && a[i]->call.kind != SQLQ_WRITE);
+      rc = runInBatch(c, a[i], o, nRun > 1 && a[i]->call.kind != SQLQ_WRITE);
       bLost = rc != SQLITE_OK && sqlite3_get_autocommit(c->db);
       nOk += rc == SQLITE_OK;
     }
@@ -549,19 +549,13 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                      const char *zPath) {
   int64_t nBefore = sqlite3_total_changes64(c->db);
   int rc;
-  if (sqlq__task_enter(t, c)) {
-    sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-    return;
-  }
-    setLimit(c, writeLimit(t, o));
+  setLimit(c, writeLimit(t, o));
   c->bDenied = 0;
   if (t->call.flags & SQLQ_ISOLATED) {
     runIsolated(t, o, zPath);
-    sqlq__task_leave(t);
     return;
   }
   rc = runWriteBody(c, t);
-  sqlq__task_leave(t);
   if (checkClosedTxn(t, c->db, rc) == SQLITE_OK) {
     sqlq__result_set_changes(t->res, sqlite3_total_changes64(c->db) - nBefore,
                              sqlite3_last_insert_rowid(c->db));
@@ -576,10 +570,6 @@ static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
     ms = t->call.timeout_ms;
   }
   if (t->call.max_rows > 0 && t->call.max_rows < cap) cap = t->call.max_rows;
-  if (sqlq__task_enter(t, c)) {
-    sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-    return;
-  }
   setLimit(c, ms);
   c->bDenied = 0;
   if (t->call.kind == SQLQ_READ_FN) {
@@ -589,7 +579,6 @@ static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
     runStatement(c, t, cap);
     c->bGuard = 0;
   }
-  sqlq__task_leave(t);
 }
 
 void sqlq__conn_run(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,

@@ -87,8 +87,8 @@ struct sqlq {
   pthread_cond_t room; /* Signalled when a task leaves a queue */
   int nQueued;         /* Tasks in both queues */
   int nRunning;        /* Tasks running */
-  int nCallers;        /* Threads inside the handle's functions */
-  int bClosing;        /* sqlq_close() has begun */
+  atomic_int nCallers; /* Threads inside the handle's functions */
+  atomic_int bClosing; /* sqlq_close() has begun (set under mu) */
   int64_t nextId;      /* Id of the next task */
   sqlq__task *aHash[HASH_SIZE];  /* Queued and running tasks by id */
   sqlq__task *pDoneHead;         /* Completions waiting for sqlq_dispatch() */
@@ -360,9 +360,8 @@ int sqlq__task_enter(sqlq__task *t, sqlq__conn *c) {
   return bCanceled;
 }
 
-void sqlq__task_leave(sqlq__task *t) {
-  sqlq *q = t->pOwner;
-  pthread_mutex_lock(&q->mu);
+/* sqlq__task_leave() with the mutex held. */
+static void leaveLocked(sqlq *q, sqlq__task *t) {
   histAdd(q->aRunHist, nowNs() - t->startNs);
   if (atomic_load(&t->bCanceled)) {
     /* sqlq_cancel() set the budget to 1; the connection's next task must
@@ -376,6 +375,12 @@ void sqlq__task_leave(sqlq__task *t) {
   }
   t->eState = SQLQ__RAN;
   t->pConn = NULL;
+}
+
+void sqlq__task_leave(sqlq__task *t) {
+  sqlq *q = t->pOwner;
+  pthread_mutex_lock(&q->mu);
+  leaveLocked(q, t);
   pthread_mutex_unlock(&q->mu);
 }
 
@@ -390,6 +395,7 @@ static void complete(sqlq *q, sqlq__task *t) {
   pp = hashSlot(q, t->id);
   *pp = t->pHash;
   q->nRunning--;
+  if (t->eState == SQLQ__RUNNING) leaveLocked(q, t);
   status = sqlq_result_status(t->res);
   t->eState = SQLQ__DONE;
   if (status == 0) {
@@ -445,7 +451,7 @@ static int isTransactional(const sqlq__task *t) {
 ** it is to run; 0 if it is to complete unrun (canceled, or its time in the
 ** queue ran out), with its result set.
 */
-static int take(sqlq *q, Queue *qu, sqlq__task *t, int64_t now) {
+static int take(sqlq *q, Queue *qu, sqlq__task *t, sqlq__conn *c, int64_t now) {
   queueRemove(qu, t);
   q->nQueued--;
   q->nRunning++;
@@ -462,6 +468,12 @@ static int take(sqlq *q, Queue *qu, sqlq__task *t, int64_t now) {
     return 0;
   }
   histAdd(q->aWaitHist, now - t->enqueueNs);
+  if (!isTransactional(t)) {
+    /* It runs alone: RUNNING until complete(), as sqlq__task_enter(). */
+    t->eState = SQLQ__RUNNING;
+    t->pConn = c;
+    t->startNs = now;
+  }
   return 1;
 }
 
@@ -477,7 +489,7 @@ static int takeBatch(sqlq *q, sqlq__task *t, int64_t now, sqlq__task **a) {
   while (isBatchable(t) && n < q->o.batch_max) {
     sqlq__task *next = q->writeQ.pHead;
     if (next && isBatchable(next)) {
-      take(q, &q->writeQ, next, nowNs());
+      take(q, &q->writeQ, next, NULL, nowNs());
       a[n++] = next;
     } else if (next == NULL && !q->bClosing && nowNs() < deadline) {
       struct timespec ts;
@@ -509,7 +521,8 @@ static void *workerMain(void *p) {
     }
     t = q->cancelQ.pHead ? q->cancelQ.pHead : w->queue->pHead;
     if (t == NULL) break;
-    bRun = take(q, t == q->cancelQ.pHead ? &q->cancelQ : w->queue, t, nowNs());
+    bRun = take(q, t == q->cancelQ.pHead ? &q->cancelQ : w->queue, t, w->conn,
+                nowNs());
     if (bRun && isTransactional(t)) {
       sqlq__batch_stats bs = {0, 0, 0};
       n = takeBatch(q, t, nowNs(), q->aBatch);
@@ -535,19 +548,23 @@ static void *workerMain(void *p) {
 
 /* ---- the public functions ---- */
 
-/* Counts a caller in; fails with SQLQ_EINVAL for a NULL handle. */
+/*
+** Counts a caller in and out, without the mutex on the way: sqlq_close()
+** waits for the count to reach 0 before it frees the handle.  Fails with
+** SQLQ_EINVAL for a NULL handle.
+*/
 static int callerIn(sqlq *q) {
   if (q == NULL) return SQLQ_EINVAL;
-  pthread_mutex_lock(&q->mu);
-  q->nCallers++;
-  pthread_mutex_unlock(&q->mu);
+  atomic_fetch_add(&q->nCallers, 1);
   return 0;
 }
 
 static void callerOut(sqlq *q) {
-  pthread_mutex_lock(&q->mu);
-  if (--q->nCallers == 0) pthread_cond_broadcast(&q->idle);
-  pthread_mutex_unlock(&q->mu);
+  if (atomic_fetch_sub(&q->nCallers, 1) == 1 && atomic_load(&q->bClosing)) {
+    pthread_mutex_lock(&q->mu);
+    pthread_cond_broadcast(&q->idle);
+    pthread_mutex_unlock(&q->mu);
+  }
 }
 
 int64_t sqlq_submit(sqlq *q, const sqlq_call *call) {
@@ -702,7 +719,7 @@ static int startWorker(sqlq *q, Worker *w, sqlq__conn *conn, Queue *qu) {
 static void teardown(sqlq *q) {
   int i;
   pthread_mutex_lock(&q->mu);
-  q->bClosing = 1;
+  atomic_store(&q->bClosing, 1);
   pthread_cond_broadcast(&q->writeQ.cond);
   pthread_cond_broadcast(&q->readQ.cond);
   pthread_cond_broadcast(&q->room);
@@ -716,7 +733,7 @@ static void teardown(sqlq *q) {
     }
   }
   pthread_mutex_lock(&q->mu);
-  while (q->nCallers > 0)
+  while (atomic_load(&q->nCallers) > 0)
     pthread_cond_wait(&q->idle, &q->mu);
   pthread_mutex_unlock(&q->mu);
   for (i = 0; i < q->nReader; i++)

@@ -82,9 +82,10 @@ struct sqlq__task {
 
 /*
 ** A task's life, under the handle's mutex: QUEUED in a queue; TAKEN by a
-** worker (alone or in a batch); RUNNING between sqlq__task_enter() and
-** sqlq__task_leave(); RAN, waiting for its batch's COMMIT or its
-** completion (a batch that loses its transaction runs it again); DONE.
+** worker; RUNNING while it runs (a batched write: between
+** sqlq__task_enter() and sqlq__task_leave(); a task that runs alone: from
+** TAKEN to its completion); RAN, waiting for its batch's COMMIT (a batch
+** that loses its transaction runs it again); DONE.
 */
 enum { SQLQ__QUEUED = 1, SQLQ__TAKEN, SQLQ__RUNNING, SQLQ__RAN, SQLQ__DONE };
 
@@ -99,8 +100,8 @@ struct sqlq__batch_stats {
 /*
 ** Runs a read task (READ or READ_FN) under its time limit and row cap, or a
 ** write task that runs outside the group commit (SCRIPT, NO_TRANSACTION,
-** ISOLATED), on c, and fills t->res.  zPath is the database, for isolated
-** tasks.
+** ISOLATED), on c, and fills t->res.  The handle has marked t RUNNING on c
+** already.  zPath is the database, for isolated tasks.
 */
 void sqlq__conn_run(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                     const char *zPath);

@@ -66,8 +66,9 @@ CHECK_BIN = $(BUILD)/check_all
 CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_sqlq.c
 CHECK_HDR = tests/tests.h ext/timelimit.h shim/sqlq.h
 STRESS_BIN = $(BUILD)/stress_sqlq
+CRASH_BIN = $(BUILD)/crash_sqlq
 EXAMPLE_BIN = $(BUILD)/http_server
-BENCH_BINS = $(BUILD)/bench_timelimit
+BENCH_BINS = $(BUILD)/bench_timelimit $(BUILD)/bench_sqlq
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
 
@@ -127,9 +128,17 @@ $(STRESS_BIN): tests/stress_sqlq.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/stress_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
+$(CRASH_BIN): tests/crash_sqlq.c shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/crash_sqlq.c $(SQLQ_LIB) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
+
 $(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/http_server.c \
 	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
+
+$(BUILD)/bench_sqlq: tests/bench/bench_sqlq.c shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/bench/bench_sqlq.c $(SQLQ_LIB) \
+	  $(SQLITE_LIBS) -lm $(ALL_LDFLAGS)
 
 $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB)
 	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -o $@ \
@@ -163,13 +172,17 @@ bench:
 	@scripts/deps.sh $(DEPS_BUILD)
 	@$(MAKE) --no-print-directory $(BENCH_BINS)
 	$(BUILD)/bench_timelimit
+	d=$$(mktemp -d) && $(BUILD)/bench_sqlq $$d; rc=$$?; rm -rf $$d; exit $$rc
 
 # Slow sanitizer builds get more time per Check test; test files go under
 # BUILD, so a failed test leaves nothing in the source tree.
-test-c: $(CHECK_BIN) $(STRESS_BIN)
+test-c: $(CHECK_BIN) $(STRESS_BIN) $(CRASH_BIN)
 	mkdir -p $(BUILD)/tmp
 	TMPDIR=$(BUILD)/tmp CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
+	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \
+	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \
+	  rm -rf $$d; exit $$rc
 
 test-sql: $(EXT_SO)
 	tests/sqltest.sh $(SQLITE3) $(SQL_TESTS)

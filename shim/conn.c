@@ -8,9 +8,10 @@
 **
 ** GROUP COMMIT
 ** The writer runs a batch of transactional writes in one BEGIN IMMEDIATE
-** ... COMMIT.  A task of several statements runs inside its own SAVEPOINT
-** (one statement is atomic by itself), so a task that fails is undone alone
-** and reported alone.  If a failure ends the whole transaction (checked
+** ... COMMIT.  When the batch holds more than one task, each runs inside its
+** own SAVEPOINT, so a task that fails is undone alone and reported alone.
+** (Even one statement needs it: with OR FAIL or RAISE(FAIL), SQLite keeps
+** the changes a failing statement made before it failed.)  If a failure ends the whole transaction (checked
 ** with sqlite3_get_autocommit: an interrupt, a full disk, an I/O error),
 ** the task that caused it keeps its error and the others run again in a new
 ** transaction; if COMMIT fails, each task runs again in a transaction of its
@@ -510,7 +511,7 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
     }
     for (i = 0; i < n && !bLost; i++) {
       if (sqlq_result_status(a[i]->res) != 0) continue;
-      rc = runInBatch(c, a[i], o, nRun > 1 && a[i]->call.kind != SQLQ_WRITE);
+            rc = runInBatch(c, a[i], o, nRun > 1);
       bLost = rc != SQLITE_OK && sqlite3_get_autocommit(c->db);
       nOk += rc == SQLITE_OK;
     }

@@ -1145,6 +1145,37 @@ START_TEST(test_batch_failure_isolated) {
 END_TEST
 
 /*
+** A failed write leaves nothing behind in a batch, even one whose statement
+** keeps its earlier changes when it fails (INSERT OR FAIL).
+*/
+START_TEST(test_batch_or_fail_undone) {
+  sqlq *q = openq(NULL, NULL);
+  Statuses s;
+  Gate g;
+  int64_t a, b, c;
+  memset(&s, 0, sizeof(s));
+  latch_init(&s.l);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v UNIQUE);"
+                                       "INSERT INTO t VALUES (1)"),
+                   0);
+  block_writer(q, &g);
+  a = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
+  b = queue_sql(q, "INSERT OR FAIL INTO t VALUES (10), (11), (1)", &s);
+  c = queue_sql(q, "INSERT INTO t VALUES (3)", &s);
+  gate_open(&g);
+  latch_wait(&s.l, 3);
+  ck_assert_int_eq(s.a[a], 0);
+  ck_assert_int_eq(s.a[b], SQLITE_CONSTRAINT_UNIQUE);
+  ck_assert_int_eq(s.a[c], 0);
+  ck_assert_int_eq(
+      read_int(q, "SELECT group_concat(v) = '1,2,3' FROM "
+                  "(SELECT v FROM t ORDER BY v)"),
+      1);
+  closeq(q);
+}
+END_TEST
+
+/*
 ** A write stopped by its time limit in the middle of a batch fails alone;
 ** the interrupt rolls back the whole transaction, and its batch-mates run
 ** again and are committed once.
@@ -1481,6 +1512,7 @@ Suite *sqlq_suite(void) {
   tc = tcase_create("group commit");
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_batch_failure_isolated);
+  tcase_add_test(tc, test_batch_or_fail_undone);
   tcase_add_test(tc, test_batch_interrupted_task);
   tcase_add_test(tc, test_batch_disk_full);
   tcase_add_test(tc, test_batch_max_one);

@@ -69,10 +69,15 @@ struct Worker {
   int bStarted;     /* thread is running */
 };
 
-/* An sqlq_exec() caller waiting for its task. */
+/*
+** An sqlq_exec() caller waiting for its task.  It has a mutex of its own,
+** so the worker wakes it after letting go of the handle's: the caller does
+** not wake up only to wait for that lock.
+*/
 struct sqlq__waiter {
+  pthread_mutex_t mu;  /* Protects pTask */
   pthread_cond_t cond; /* Signalled when pTask is set */
-  sqlq__task *pTask;   /* The completed task, handed over (mu) */
+  sqlq__task *pTask;   /* The completed task, handed over */
 };
 
 struct sqlq {
@@ -304,6 +309,7 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   qu = queueOf(q, t);
   queuePushBack(qu, t);
   q->nQueued++;
+  /* Signalled under the lock: measured faster here than after it. */
   pthread_cond_signal(&qu->cond);
   id = t->id; /* Once unlocked, a worker may complete and free t. */
   pthread_mutex_unlock(&q->mu);
@@ -385,52 +391,58 @@ void sqlq__task_leave(sqlq__task *t) {
 }
 
 /*
-** Delivers the completion of t, which a worker has taken from its queue.
-** Called by the worker, without the mutex.
+** Delivers the completions of the n tasks of a (taken by a worker, alone or
+** as a batch), with one lock of the mutex.  Called by the worker, without
+** the mutex; callbacks and wake-ups happen after it is released.
 */
-static void complete(sqlq *q, sqlq__task *t) {
-  int status, bSignal = 0;
-  sqlq__task **pp;
+static void complete(sqlq *q, sqlq__task **a, int n) {
+  int i, bSignal = 0;
   pthread_mutex_lock(&q->mu);
-  pp = hashSlot(q, t->id);
-  *pp = t->pHash;
-  q->nRunning--;
-  if (t->eState == SQLQ__RUNNING) leaveLocked(q, t);
-  status = sqlq_result_status(t->res);
-  t->eState = SQLQ__DONE;
-  if (status == 0) {
-    q->st.done++;
-  } else {
-    q->st.failed++;
-    if (status == SQLQ_ETIMEOUT) q->st.timeouts++;
-    if (status == SQLQ_ECANCELED) q->st.cancels++;
-  }
-  if (t->pWaiter) {
-    t->pWaiter->pTask = t;
-    pthread_cond_signal(&t->pWaiter->cond);
-    pthread_mutex_unlock(&q->mu);
-    return;
-  }
-  if (q->efd >= 0) {
-    t->pNext = NULL;
-    if (q->pDoneTail) {
-      q->pDoneTail->pNext = t;
+  for (i = 0; i < n; i++) {
+    sqlq__task *t = a[i], **pp = hashSlot(q, t->id);
+    int status;
+    *pp = t->pHash;
+    q->nRunning--;
+    if (t->eState == SQLQ__RUNNING) leaveLocked(q, t);
+    t->eState = SQLQ__DONE;
+    status = sqlq_result_status(t->res);
+    if (status == 0) {
+      q->st.done++;
     } else {
-      q->pDoneHead = t;
-      bSignal = 1;
+      q->st.failed++;
+      if (status == SQLQ_ETIMEOUT) q->st.timeouts++;
+      if (status == SQLQ_ECANCELED) q->st.cancels++;
     }
-    q->pDoneTail = t;
-    pthread_mutex_unlock(&q->mu);
-    if (bSignal) {
-      uint64_t one = 1;
-      ssize_t n = write(q->efd, &one, sizeof(one));
-      (void)n; /* Only EAGAIN can fail it: the counter is already set. */
+    if (q->efd >= 0 && t->pWaiter == NULL) {
+      t->pNext = NULL;
+      if (q->pDoneTail) {
+        q->pDoneTail->pNext = t;
+      } else {
+        q->pDoneHead = t;
+        bSignal = 1;
+      }
+      q->pDoneTail = t;
     }
-    return;
   }
   pthread_mutex_unlock(&q->mu);
-  if (t->call.done) t->call.done(t->res, t->call.udata);
-  taskFree(t);
+  if (bSignal) {
+    uint64_t one = 1;
+    ssize_t nw = write(q->efd, &one, sizeof(one));
+    (void)nw; /* Only EAGAIN can fail it: the counter is already set. */
+  }
+  for (i = 0; i < n; i++) {
+    sqlq__task *t = a[i];
+    struct sqlq__waiter *w = t->pWaiter;
+    if (w) {
+      pthread_mutex_lock(&w->mu);
+      w->pTask = t;
+      pthread_cond_signal(&w->cond);
+      pthread_mutex_unlock(&w->mu);
+    } else if (q->efd < 0) {
+      if (t->call.done) t->call.done(t->res, t->call.udata);
+      taskFree(t);
+    }
+  }
 }
 
 /* True if t may run in a group commit with other writes. */
@@ -514,7 +526,7 @@ static void *workerMain(void *p) {
   pthread_mutex_lock(&q->mu);
   for (;;) {
     sqlq__task *t;
-    int bRun, i, n = 1;
+    int bRun, n = 1;
     while (w->queue->pHead == NULL && q->cancelQ.pHead == NULL &&
            !q->bClosing) {
       pthread_cond_wait(&w->queue->cond, &q->mu);
@@ -533,12 +545,11 @@ static void *workerMain(void *p) {
       q->st.batched += bs.nBatched;
       if (bs.nMax > q->st.max_batch) q->st.max_batch = bs.nMax;
       pthread_mutex_unlock(&q->mu);
-      for (i = 0; i < n; i++)
-        complete(q, q->aBatch[i]);
+      complete(q, q->aBatch, n);
     } else {
       pthread_mutex_unlock(&q->mu);
       if (bRun) sqlq__conn_run(w->conn, t, &q->o, q->zPath);
-      complete(q, t);
+      complete(q, &t, 1);
     }
     pthread_mutex_lock(&q->mu);
   }
@@ -583,13 +594,14 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
   if (tlsInCallback) return SQLQ_EMISUSE;
   if (callerIn(q)) return SQLQ_EINVAL;
   w.pTask = NULL;
+  pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cond, NULL);
   id = submitTask(q, call, &w);
   if (id >= 0) {
-    pthread_mutex_lock(&q->mu);
+    pthread_mutex_lock(&w.mu);
     while (w.pTask == NULL)
-      pthread_cond_wait(&w.cond, &q->mu);
-    pthread_mutex_unlock(&q->mu);
+      pthread_cond_wait(&w.cond, &w.mu);
+    pthread_mutex_unlock(&w.mu);
     status = sqlq_result_status(w.pTask->res);
     if (presult) {
       *presult = w.pTask->res;
@@ -600,6 +612,7 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
     status = (int)id;
   }
   pthread_cond_destroy(&w.cond);
+  pthread_mutex_destroy(&w.mu);
   callerOut(q);
   return status;
 }

@@ -191,8 +191,9 @@ typedef struct sqlq_stats_t {
   double mean_batch;   /* batched / batches */
   int64_t wait_p50_us; /* Time in the queue: median */
   int64_t wait_p99_us; /* Time in the queue: 99th percentile */
-  int64_t run_p50_us;  /* Time running: median */
-  int64_t run_p99_us;  /* Time running: 99th percentile */
+  int64_t run_p50_us;  /* Time running its statements (a batched write:
+                        without the COMMIT it shares), median */
+  int64_t run_p99_us;  /* Time running, 99th percentile */
 } sqlq_stats_t;
 
 /*

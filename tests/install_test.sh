@@ -1,8 +1,9 @@
 #!/bin/sh
 # install_test.sh: installs the project into a temporary DESTDIR, then builds
-# and runs a program against the installed header, library and pkg-config
-# file (the README's C quick start), and loads the installed extension in
-# the sqlite3 shell.  Removes everything it made.
+# and runs programs against the installed headers, libraries and pkg-config
+# files (the README's C quick start of timelimit, statically; a small sqlq
+# program, against libsqlq.so.0), and loads the installed extension in the
+# sqlite3 shell.  Removes everything it made.
 #
 # Usage: tests/install_test.sh MAKE SQLITE3
 set -eu
@@ -44,7 +45,32 @@ out=$(printf '.load %s\nSELECT timelimit(7), timelimit();\n' \
   "$dest/usr/local/lib/sqlite3/timelimit" | "$shell" :memory:)
 [ "$out" = "0|7" ] || { echo "install_test: shell printed '$out'"; exit 1; }
 
+# The sqlq library, linked against the installed shared object.
+cat > "$dest/q.c" <<'C'
+#include <stdio.h>
+#include <sqlq.h>
+
+int main(void) {
+  sqlq *q;
+  sqlq_result *r;
+  sqlq_call c = {.kind = SQLQ_READ, .sql = "SELECT 6 * 7"};
+  if (sqlq_open(":memory:", NULL, &q) != 0) return 1;
+  if (sqlq_exec(q, &c, &r) != 0) return 1;
+  printf("%lld\n", (long long)sqlq_result_int(r, 0, 0));
+  sqlq_result_free(r);
+  return sqlq_close(q);
+}
+C
+flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$pc" \
+  pkg-config --cflags --libs sqlq)
+# shellcheck disable=SC2086
+${CC:-cc} -o "$dest/q" "$dest/q.c" $flags
+out=$(LD_LIBRARY_PATH="$dest/usr/local/lib" "$dest/q")
+[ "$out" = "42" ] || { echo "install_test: sqlq app printed '$out'"; exit 1; }
+needed=$(LD_LIBRARY_PATH="$dest/usr/local/lib" ldd "$dest/q" | grep -c libsqlq.so.0)
+[ "$needed" = 1 ] || { echo "install_test: app does not use libsqlq.so.0"; exit 1; }
+
 $make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr/local >/dev/null
 left=$(find "$dest/usr" -type f | wc -l)
 [ "$left" = 0 ] || { echo "install_test: uninstall left $left files"; exit 1; }
-echo "ok   install, pkg-config, static link, extension load, uninstall"
+echo "ok   install, pkg-config, static and shared link, extension load, uninstall"

@@ -616,6 +616,61 @@ START_TEST(test_dispatch_mode) {
 }
 END_TEST
 
+static atomic_int bExecStop;
+
+/* A thread writing by sqlq_exec until bExecStop. */
+typedef struct ExecWriter ExecWriter;
+struct ExecWriter {
+  sqlq *q; /* The handle */
+  int n;   /* Writes that succeeded */
+};
+
+static void *exec_writer(void *p) {
+  ExecWriter *e = p;
+  while (!atomic_load(&bExecStop)) {
+    if (run(e->q, SQLQ_WRITE, "INSERT INTO t VALUES (2)") == 0) e->n++;
+  }
+  return NULL;
+}
+
+/*
+** In dispatch mode, completions for sqlq_dispatch() and for sqlq_exec()
+** callers share batches: each goes to its place once (ThreadSanitizer, in
+** make sanitize, watches that no task is touched after it was handed over).
+*/
+START_TEST(test_dispatch_and_exec_mixed) {
+  sqlq_options o = {0};
+  sqlq *q;
+  ExecWriter e;
+  pthread_t th;
+  Done d;
+  int i, n = 0;
+  o.dispatch = 1;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  done_init(&d);
+  memset(&e, 0, sizeof(e));
+  e.q = q;
+  atomic_store(&bExecStop, 0);
+  ck_assert_int_eq(pthread_create(&th, NULL, exec_writer, &e), 0);
+  for (i = 0; i < 300; i++) {
+    ck_assert_int_gt(submit_sql(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)", &d),
+                     0);
+    while (n <= i) {
+      ck_assert(fd_ready(sqlq_fd(q)));
+      n += sqlq_dispatch(q);
+    }
+  }
+  atomic_store(&bExecStop, 1);
+  ck_assert_int_eq(pthread_join(th, NULL), 0);
+  ck_assert_int_eq(d.l.n, 300);
+  ck_assert_int_eq(d.status, 0);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t WHERE v = 1"), 300);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t WHERE v = 2"), e.n);
+  closeq(q);
+}
+END_TEST
+
 /* Calls made from inside a completion or a task function. */
 typedef struct Reentry Reentry;
 struct Reentry {
@@ -806,6 +861,9 @@ START_TEST(test_cancel_race_spares_next) {
   pthread_t th;
   int i, nCanceled = 0;
   o.readers = 1;
+  /* B is bounded; a generous limit keeps a slow run (valgrind puts every
+  ** thread on one core, the canceler spinning) from timing it out. */
+  o.read_timeout_ms = 60000;
   q = openq(NULL, &o);
   atomic_store(&raceId, 0);
   ck_assert_int_eq(pthread_create(&th, NULL, race_canceler, q), 0);
@@ -1155,8 +1213,9 @@ START_TEST(test_batch_or_fail_undone) {
   int64_t a, b, c;
   memset(&s, 0, sizeof(s));
   latch_init(&s.l);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v UNIQUE);"
-                                       "INSERT INTO t VALUES (1)"),
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE t(v UNIQUE);"
+                       "INSERT INTO t VALUES (1)"),
                    0);
   block_writer(q, &g);
   a = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
@@ -1167,10 +1226,9 @@ START_TEST(test_batch_or_fail_undone) {
   ck_assert_int_eq(s.a[a], 0);
   ck_assert_int_eq(s.a[b], SQLITE_CONSTRAINT_UNIQUE);
   ck_assert_int_eq(s.a[c], 0);
-  ck_assert_int_eq(
-      read_int(q, "SELECT group_concat(v) = '1,2,3' FROM "
-                  "(SELECT v FROM t ORDER BY v)"),
-      1);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2,3' FROM "
+                               "(SELECT v FROM t ORDER BY v)"),
+                   1);
   closeq(q);
 }
 END_TEST
@@ -1494,6 +1552,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_callback_on_worker);
   tcase_add_test(tc, test_dispatch_mode);
   tcase_add_loop_test(tc, test_reentry_refused, 0, 2);
+  tcase_add_test(tc, test_dispatch_and_exec_mixed);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("cancel");

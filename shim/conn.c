@@ -11,13 +11,14 @@
 ** ... COMMIT.  When the batch holds more than one task, each runs inside its
 ** own SAVEPOINT, so a task that fails is undone alone and reported alone.
 ** (Even one statement needs it: with OR FAIL or RAISE(FAIL), SQLite keeps
-** the changes a failing statement made before it failed.)  If a failure ends the whole transaction (checked
-** with sqlite3_get_autocommit: an interrupt, a full disk, an I/O error),
-** the task that caused it keeps its error and the others run again in a new
-** transaction; if COMMIT fails, each task runs again in a transaction of its
-** own, so only the one that causes it fails.  The handle reports no task
-** before the COMMIT that holds it succeeds, so none is lost and none is
-** reported twice.  No transaction stays open between batches.
+** the changes a failing statement made before it failed.)  If a failure
+** ends the whole transaction (checked with sqlite3_get_autocommit: an
+** interrupt, a full disk, an I/O error), the task that caused it keeps its
+** error and the others run again in a new transaction; if COMMIT fails,
+** each task runs again in a transaction of its own, so only the one that
+** causes it fails.  The handle reports no task before the COMMIT that holds
+** it succeeds, so none is lost and none is reported twice.  No transaction
+** stays open between batches.
 **
 ** An authorizer notes the transaction-control statements (BEGIN, COMMIT,
 ** SAVEPOINT, ...) a task prepares, and refuses them inside a transactional
@@ -511,7 +512,7 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
     }
     for (i = 0; i < n && !bLost; i++) {
       if (sqlq_result_status(a[i]->res) != 0) continue;
-            rc = runInBatch(c, a[i], o, nRun > 1);
+      rc = runInBatch(c, a[i], o, nRun > 1);
       bLost = rc != SQLITE_OK && sqlite3_get_autocommit(c->db);
       nOk += rc == SQLITE_OK;
     }

@@ -28,9 +28,9 @@ int sqlq__result_add_row(sqlq_result *r, sqlite3_stmt *pStmt);
 
 /*
 ** Sets the status and copies the message (NULL for status 0: none; NULL
-** otherwise: the standard text of the code).  r may be NULL.  Call it on the
-*thread that
-** saw the error, before the connection's next call overwrites its message.
+** otherwise: the standard text of the code).  r may be NULL.  Call it on
+** the thread that saw the error, before the connection's next call
+** overwrites its message.
 */
 void sqlq__result_fail(sqlq_result *r, int status, const char *zMsg);
 

@@ -7,7 +7,7 @@
 #   make sanitize        the C tests under ASan+UBSan, then under TSan
 #   make valgrind        the C tests under valgrind
 #   make bench           the benchmarks (tests/bench/)
-#   make demo            sql/demo.sql in the sqlite3 shell
+#   make demo            sql/demo.sql in the sqlite3 shell, then the sqlq demo
 #   make install PREFIX=/usr/local DESTDIR=
 #   make uninstall, make clean
 #
@@ -68,6 +68,7 @@ CHECK_HDR = tests/tests.h ext/timelimit.h shim/sqlq.h
 STRESS_BIN = $(BUILD)/stress_sqlq
 CRASH_BIN = $(BUILD)/crash_sqlq
 EXAMPLE_BIN = $(BUILD)/http_server
+DEMO_BIN = $(BUILD)/demo
 BENCH_BINS = $(BUILD)/bench_timelimit $(BUILD)/bench_sqlq
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
@@ -136,6 +137,10 @@ $(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/http_server.c \
 	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
+$(DEMO_BIN): shim/examples/demo.c shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/demo.c $(SQLQ_LIB) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
+
 $(BUILD)/bench_sqlq: tests/bench/bench_sqlq.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/bench/bench_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) -lm $(ALL_LDFLAGS)
@@ -151,10 +156,13 @@ test:
 	@$(MAKE) --no-print-directory test-c test-sql test-python test-example \
 	  test-install
 
+# The extension in the sqlite3 shell (whose exit status counts the errors
+# the demo shows on purpose, hence the -), then the sqlq library at work.
 demo:
 	@scripts/deps.sh $(DEPS_DEMO)
-	@$(MAKE) --no-print-directory $(EXT_SO)
-	stdbuf -oL $(SQLITE3) :memory: < sql/demo.sql 2>&1
+	@$(MAKE) --no-print-directory $(EXT_SO) $(DEMO_BIN)
+	-stdbuf -oL $(SQLITE3) :memory: < sql/demo.sql 2>&1
+	d=$$(mktemp -d) && $(DEMO_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
 
 sanitize:
 	@scripts/deps.sh $(DEPS_TEST)

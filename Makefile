@@ -125,11 +125,11 @@ $(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -Ishim -o $@ \
 	  $(CHECK_SRC) $(SQLQ_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) $(ALL_LDFLAGS)
 
-$(STRESS_BIN): tests/stress_sqlq.c shim/sqlq.h $(SQLQ_LIB)
+$(STRESS_BIN): tests/stress_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/stress_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
-$(CRASH_BIN): tests/crash_sqlq.c shim/sqlq.h $(SQLQ_LIB)
+$(CRASH_BIN): tests/crash_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/crash_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
@@ -141,8 +141,9 @@ $(DEMO_BIN): shim/examples/demo.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/demo.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
-$(BUILD)/bench_sqlq: tests/bench/bench_sqlq.c shim/sqlq.h $(SQLQ_LIB)
-	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/bench/bench_sqlq.c $(SQLQ_LIB) \
+$(BUILD)/bench_sqlq: tests/bench/bench_sqlq.c tests/testprog.h shim/sqlq.h \
+  $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -Itests -o $@ tests/bench/bench_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) -lm $(ALL_LDFLAGS)
 
 $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB)

@@ -1131,6 +1131,11 @@ struct Statuses {
   int a[64]; /* Status by task id (ids below 64) */
 };
 
+static void statuses_init(Statuses *s) {
+  memset(s, 0, sizeof(*s));
+  latch_init(&s->l);
+}
+
 static void statuses_cb(sqlq_result *r, void *p) {
   Statuses *s = p;
   pthread_mutex_lock(&s->l.mu);
@@ -1169,8 +1174,7 @@ START_TEST(test_batch_failure_isolated) {
   Statuses s;
   Gate g;
   int64_t a, b, c, d, e;
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT,
                        "CREATE TABLE t(v UNIQUE);"
                        "INSERT INTO t VALUES (1)"),
@@ -1211,8 +1215,7 @@ START_TEST(test_batch_or_fail_undone) {
   Statuses s;
   Gate g;
   int64_t a, b, c;
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT,
                        "CREATE TABLE t(v UNIQUE);"
                        "INSERT INTO t VALUES (1)"),
@@ -1244,8 +1247,7 @@ START_TEST(test_batch_interrupted_task) {
   Statuses s;
   Gate g;
   int64_t a, b, c;
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
   block_writer(q, &g);
   a = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
@@ -1274,8 +1276,7 @@ START_TEST(test_batch_disk_full) {
   Gate g;
   int64_t a, b, d;
   static char aBlob[200000];
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
   /* Room for the small rows, not for 200 kB: 50 pages of 4 kB. */
   {
@@ -1319,8 +1320,7 @@ START_TEST(test_batch_max_one) {
   int i;
   o.batch_max = 1;
   q = openq(NULL, &o);
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
   block_writer(q, &g);
   for (i = 0; i < 5; i++)
@@ -1353,8 +1353,7 @@ START_TEST(test_batch_fn_idempotent) {
   Statuses s;
   Gate g;
   int i;
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
   fn.kind = SQLQ_WRITE_FN;
   fn.fn = counted_insert_fn;
@@ -1444,8 +1443,7 @@ START_TEST(test_queue_deadline) {
   Statuses s;
   Gate g;
   int64_t late, patient, t0;
-  memset(&s, 0, sizeof(s));
-  latch_init(&s.l);
+  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
   block_writer(q, &g);
   c.kind = SQLQ_WRITE;

@@ -48,6 +48,7 @@
 ** reports as a failure.
 */
 #include "sqlq.h"
+#include "testprog.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -82,14 +83,6 @@
 #define SQL_INSERT "INSERT INTO acks(k, pad) VALUES(?, ?)"
 
 /* ---- both processes ---- */
-
-/* The next number of the splitmix64 generator with state *s. */
-static uint64_t rnd(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 /* ---- the child ---- */
 
@@ -213,18 +206,18 @@ static void addDoomedKey(Ticket *t) {
 */
 static Ticket *nextTicket(Client *c) {
   Ticket *t = calloc(1, sizeof(*t));
-  unsigned r = (unsigned)(rnd(&c->rng) % 100);
+  unsigned r = (unsigned)(test_random(&c->rng) % 100);
   int i, n;
   if (t == NULL) childFail("out of memory");
   t->c = c;
   if (c->nextSeq == 0 || r < 80) {
     addKey(t);
   } else if (r < 90) {
-    n = 2 + (int)(rnd(&c->rng) % (MAX_MANY - 1));
+    n = 2 + (int)(test_random(&c->rng) % (MAX_MANY - 1));
     for (i = 0; i < n; i++)
       addKey(t);
   } else {
-    n = r < 95 ? 0 : 1 + (int)(rnd(&c->rng) % (MAX_MANY - 1));
+    n = r < 95 ? 0 : 1 + (int)(test_random(&c->rng) % (MAX_MANY - 1));
     for (i = 0; i < n; i++)
       addDoomedKey(t);
     t->aKey[t->nKey++] = keyOf(c, 0);
@@ -243,9 +236,9 @@ static _Noreturn void clientLoop(Client *c) {
     sqlq_value aParam[2 * MAX_MANY];
     sqlq_call call = {0};
     sqlq_result *r;
-    int i, status, bExec = t->nKey == 1 && rnd(&c->rng) % 10 == 0;
+    int i, status, bExec = t->nKey == 1 && test_random(&c->rng) % 10 == 0;
     for (i = 0; i < t->nKey; i++) {
-      uint64_t x = rnd(&c->rng);
+      uint64_t x = test_random(&c->rng);
       size_t nPad = x % 4 == 0 ? (x >> 8) % (MAX_PAD + 1) : (x >> 8) % 256;
       aParam[2 * i] = sqlq_int(t->aKey[i]);
       aParam[2 * i + 1] = sqlq_blob(aPad, (int64_t)nPad);
@@ -309,7 +302,7 @@ static _Noreturn void runChild(int fd, int64_t round, uint64_t seed,
   ackFd = fd;
   childRound = round;
   for (j = 0; j < sizeof(aPad); j++)
-    aPad[j] = (unsigned char)rnd(&seed);
+    aPad[j] = (unsigned char)test_random(&seed);
   rc = sqlq_open(zPath, NULL, &q);
   if (rc != 0) {
     childFail("sqlq_open(%s): %d (%s)", zPath, rc, sqlq_strerror(rc));
@@ -338,7 +331,7 @@ static _Noreturn void runChild(int fd, int64_t round, uint64_t seed,
   for (i = 0; i < NTHREAD; i++) {
     Client *c = &aClient[i];
     c->idx = i;
-    c->rng = rnd(&seed);
+    c->rng = test_random(&seed);
     if (pthread_mutex_init(&c->mu, NULL) || pthread_cond_init(&c->room, NULL)) {
       childFail("pthread_mutex_init or pthread_cond_init failed");
     }
@@ -575,17 +568,6 @@ static const char *describeWait(char *z, size_t n, int wstatus) {
   return z;
 }
 
-/* Removes what an earlier run may have left at zPath. */
-static void removeDatabase(const char *zPath) {
-  static const char *azSuffix[] = {"", "-wal", "-shm", "-journal"};
-  char zName[4200];
-  size_t i;
-  for (i = 0; i < sizeof(azSuffix) / sizeof(azSuffix[0]); i++) {
-    snprintf(zName, sizeof(zName), "%s%s", zPath, azSuffix[i]);
-    unlink(zName);
-  }
-}
-
 int main(int argc, char **argv) {
   char zPath[4096], z[64];
   long nRound = DEFAULT_ROUNDS;
@@ -611,12 +593,12 @@ int main(int argc, char **argv) {
   }
   printf("crash_sqlq: %ld rounds, seed %#llx, %d threads, %s\n", nRound,
          (unsigned long long)seed, NTHREAD, zPath);
-  removeDatabase(zPath);
+  test_remove_database(zPath);
   rng = seed;
   startNs = nowNs();
   for (round = 1; round <= nRound; round++) {
-    int64_t target = 1 + (int64_t)(rnd(&rng) % MAX_TARGET), n, nUnacked;
-    uint64_t childSeed = rnd(&rng);
+    int64_t target = 1 + (int64_t)(test_random(&rng) % MAX_TARGET), n, nUnacked;
+    uint64_t childSeed = test_random(&rng);
     int fds[2], wstatus, bKilled;
     pid_t pid;
     if (pipe(fds) != 0) die("pipe failed");

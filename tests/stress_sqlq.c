@@ -7,7 +7,7 @@
 ** two readers, and lets 16 threads submit for SECONDS (default 3) a random
 ** mix of writes by callback, writes by sqlq_exec(), WRITE_MANY batches,
 ** quick and slow reads, cancels of their own recent tasks and calls that
-** must fail with SQLQ_EINVAL.  Each thread has its own xorshift generator
+** must fail with SQLQ_EINVAL.  Each thread has its own generator (test_random)
 ** seeded with SEED_BASE plus its index, so the choices of a run can be
 ** replayed (the interleaving, of course, cannot).  Then it joins the
 ** threads, closes the handle and checks:
@@ -28,6 +28,7 @@
 ** first MAX_FAIL_MSGS of them) and exits 1.
 */
 #include "sqlq.h"
+#include "testprog.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -88,7 +89,7 @@ typedef struct Table {
 typedef struct Client {
   int idx;                 /* Index, 0..NTHREAD-1 */
   pthread_t thread;        /* Its thread */
-  uint64_t rng;            /* xorshift64 state */
+  uint64_t rng;            /* test_random() state */
   int64_t nextSeq;         /* Seq of its next write (its own thread only) */
   int64_t aRecent[RECENT]; /* Ids sqlq_submit() returned to it lately */
   int64_t nRecent;         /* Ids it was returned in all */
@@ -190,14 +191,6 @@ static long long get(atomic_llong *p) {
 /* The seq table's byte of (thread idx, seq). */
 static atomic_uchar *seqAt(int idx, int64_t seq) {
   return tableAt(&seqTable, seq * NTHREAD + idx);
-}
-
-/* The next number of c's xorshift64 generator. */
-static uint64_t rnd(Client *c) {
-  c->rng ^= c->rng << 13;
-  c->rng ^= c->rng >> 7;
-  c->rng ^= c->rng << 17;
-  return c->rng;
 }
 
 /*
@@ -420,7 +413,7 @@ static void opRead(Client *c, int bSlow) {
   sqlq_call call = {0};
   call.kind = SQLQ_READ;
   if (bSlow) {
-    t->nSlow = 2000 + (int64_t)(rnd(c) % 8000);
+    t->nSlow = 2000 + (int64_t)(test_random(&c->rng) % 8000);
     param = sqlq_int(t->nSlow);
     call.sql = SQL_SLOW_READ;
   } else {
@@ -439,7 +432,7 @@ static void opCancel(Client *c) {
   unsigned char bits;
   int rc;
   if (n == 0) return;
-  id = c->aRecent[rnd(c) % (uint64_t)n];
+  id = c->aRecent[test_random(&c->rng) % (uint64_t)n];
   bits = atomic_fetch_or(tableAt(&idTable, id), ID_CANCEL_ASKED);
   rc = sqlq_cancel(q, id);
   if (rc == 0) {
@@ -462,7 +455,7 @@ static void opWriteMany(Client *c) {
   sqlq_value aParam[2 * 5];
   sqlq_call call = {0};
   int i;
-  t->nRows = 2 + (int)(rnd(c) % 4);
+  t->nRows = 2 + (int)(test_random(&c->rng) % 4);
   t->seq = takeSeqs(c, t->nRows);
   for (i = 0; i < t->nRows; i++) {
     aParam[2 * i] = sqlq_int(c->idx);
@@ -480,7 +473,7 @@ static void opWriteMany(Client *c) {
 static void opBadCall(Client *c) {
   sqlq_call call = {0};
   int64_t id;
-  call.kind = rnd(c) % 2 ? SQLQ_READ : SQLQ_WRITE;
+  call.kind = test_random(&c->rng) % 2 ? SQLQ_READ : SQLQ_WRITE;
   id = sqlq_submit(q, &call);
   if (id == SQLQ_EINVAL) {
     atomic_fetch_add(&cnt.einval, 1);
@@ -494,13 +487,13 @@ static void opBadCall(Client *c) {
 static void *clientMain(void *p) {
   Client *c = p;
   while (nowNs() < deadlineNs) {
-    unsigned r = (unsigned)(rnd(c) % 100);
+    unsigned r = (unsigned)(test_random(&c->rng) % 100);
     if (r < 30) {
-      opWrite(c, rnd(c) % 50 == 0);
+      opWrite(c, test_random(&c->rng) % 50 == 0);
     } else if (r < 40) {
       opExec(c);
     } else if (r < 70) {
-      opRead(c, rnd(c) % 10 == 0);
+      opRead(c, test_random(&c->rng) % 10 == 0);
     } else if (r < 90) {
       opCancel(c);
     } else if (r < 97) {
@@ -613,17 +606,6 @@ static void checkDatabase(const char *zPath) {
   sqlite3_close(db);
 }
 
-/* Removes what an earlier run may have left at zPath. */
-static void removeDatabase(const char *zPath) {
-  static const char *azSuffix[] = {"", "-wal", "-shm", "-journal"};
-  char zName[4200];
-  size_t i;
-  for (i = 0; i < sizeof(azSuffix) / sizeof(azSuffix[0]); i++) {
-    snprintf(zName, sizeof(zName), "%s%s", zPath, azSuffix[i]);
-    unlink(zName);
-  }
-}
-
 /* Opens the handle and creates the table; stops the program on failure. */
 static void openHandle(const char *zPath) {
   sqlq_options opts = {0};
@@ -671,7 +653,7 @@ int main(int argc, char **argv) {
          "%d, %d readers, %s\n",
          NTHREAD, seconds, SEED_BASE, QUEUE_CAPACITY, NREADER, zPath);
   fflush(stdout);
-  removeDatabase(zPath);
+  test_remove_database(zPath);
   openHandle(zPath);
   startNs = nowNs();
   deadlineNs = startNs + (int64_t)(seconds * 1e9);

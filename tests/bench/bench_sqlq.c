@@ -77,6 +77,7 @@
 #include <sqlite3.h>
 
 #include "sqlq.h"
+#include "testprog.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -250,18 +251,8 @@ static void sleepMs(int64_t ms) {
   }
 }
 
-/* xorshift64*: the random keys of a thread. */
-static uint64_t nextRandom(uint64_t *pState) {
-  uint64_t x = *pState;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *pState = x;
-  return x * 2685821657736338717ULL;
-}
-
 static int64_t randomKey(uint64_t *pState) {
-  return 1 + (int64_t)(nextRandom(pState) % KV_ROWS);
+  return 1 + (int64_t)(test_random(pState) % KV_ROWS);
 }
 
 /* ---- floors and round trips ---- */

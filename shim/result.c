@@ -180,7 +180,9 @@ int sqlq_result_status(const sqlq_result *r) {
 }
 
 const char *sqlq_result_error(const sqlq_result *r) {
-  return r ? r->zErr : NULL;
+  if (r == NULL || r->status == 0) return NULL;
+  /* The copy of the message can fail only for want of memory. */
+  return r->zErr ? r->zErr : sqlq_strerror(r->status);
 }
 
 int64_t sqlq_result_id(const sqlq_result *r) {

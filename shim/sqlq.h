@@ -269,7 +269,7 @@ const char *sqlq_strerror(int code);
 ** indexes start at 0; out of range they give SQLITE_NULL, 0 or NULL.
 */
 int sqlq_result_status(const sqlq_result *r);
-const char *sqlq_result_error(const sqlq_result *r); /* NULL if status 0 */
+const char *sqlq_result_error(const sqlq_result *r); /* NULL iff status 0 */
 int64_t sqlq_result_id(const sqlq_result *r);
 int sqlq_result_columns(const sqlq_result *r);
 const char *sqlq_result_column_name(const sqlq_result *r, int col);

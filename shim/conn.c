@@ -47,6 +47,8 @@ struct sqlq__conn {
   sqlite3 *db;                   /* The connection */
   int64_t tlid;                  /* Its timelimit id */
   int64_t limitMs;               /* Time limit set on it now */
+  int bWriter;                   /* The writer's connection (reads run on it for
+                                    ":memory:") */
   int bGuard;                    /* Refuse transaction control now */
   int bSawTxn;                   /* The authorizer saw transaction control */
   int bDenied;                   /* It refused some in the current task */
@@ -92,6 +94,7 @@ int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
   *pzErr = NULL;
   c = calloc(1, sizeof(*c));
   if (c == NULL) return SQLQ_ENOMEM;
+  c->bWriter = eRole == SQLQ__WRITER;
   if (eRole == SQLQ__READER) {
     flags |= SQLITE_OPEN_READONLY;
   } else {
@@ -391,10 +394,18 @@ static int runScript(sqlq__conn *c, sqlq__task *t) {
   return rc;
 }
 
-/* Runs fn on db; its return code becomes the status. */
+/*
+** Runs fn on db; its return code becomes the status.  Statements it leaves
+** unfinished are reset, so the timelimit extension sees them end (a cancel
+** aimed at this task must not reach the next).
+*/
 static int runFn(sqlq__conn *c, sqlq__task *t, sqlite3 *db) {
+  sqlite3_stmt *p = NULL;
   int rc = t->call.fn(db, t->call.arg);
   if (rc != SQLITE_OK) failWith(c, t, rc);
+  while ((p = sqlite3_next_stmt(db, p)) != NULL) {
+    if (sqlite3_stmt_busy(p)) sqlite3_reset(p);
+  }
   return rc;
 }
 
@@ -426,8 +437,11 @@ static int checkClosedTxn(sqlq__task *t, sqlite3 *db, int rc) {
   return rc;
 }
 
-/* Runs an isolated WRITE_FN on a connection opened for it alone. */
-static void runIsolated(sqlq__task *t, const sqlq_options *o,
+/*
+** Runs an isolated WRITE_FN on a connection opened for it alone; the task
+** is moved to that connection while it runs, then back to the writer's c.
+*/
+static void runIsolated(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                         const char *zPath) {
   sqlq__conn *iso;
   char *zErr = NULL;
@@ -437,7 +451,12 @@ static void runIsolated(sqlq__task *t, const sqlq_options *o,
     sqlite3_free(zErr);
     return;
   }
-  checkClosedTxn(t, iso->db, runFn(iso, t, iso->db));
+  if (sqlq__task_move(t, iso)) {
+    sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+  } else {
+    checkClosedTxn(t, iso->db, runFn(iso, t, iso->db));
+  }
+  sqlq__task_move(t, c);
   sqlq__conn_close(iso);
 }
 
@@ -472,7 +491,7 @@ static int runInBatch(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
     rc = runWriteBody(c, t);
     c->bGuard = 0;
   } else {
-    sqlq__result_fail(t->res, rc, sqlite3_errmsg(c->db));
+    failWith(c, t, rc);
   }
   sqlq__task_leave(t);
   if (rc == SQLITE_OK) {
@@ -513,8 +532,15 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
     for (i = 0; i < n && !bLost; i++) {
       if (sqlq_result_status(a[i]->res) != 0) continue;
       rc = runInBatch(c, a[i], o, nRun > 1);
-      bLost = rc != SQLITE_OK && sqlite3_get_autocommit(c->db);
-      nOk += rc == SQLITE_OK;
+      bLost = sqlite3_get_autocommit(c->db);
+      if (bLost && rc == SQLITE_OK) {
+        /* It ended the transaction (INSERT OR ROLLBACK, an error it
+        ** ignored): its changes are gone with it, so it failed. */
+        sqlq__result_fail(a[i]->res, SQLITE_ABORT,
+                          "the task ended the transaction, which was rolled "
+                          "back");
+      }
+      nOk += rc == SQLITE_OK && !bLost;
     }
     if (bLost) continue; /* a[i-1] failed and took the transaction along */
     if (nOk == 0) {
@@ -554,7 +580,7 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   setLimit(c, writeLimit(t, o));
   c->bDenied = 0;
   if (t->call.flags & SQLQ_ISOLATED) {
-    runIsolated(t, o, zPath);
+    runIsolated(c, t, o, zPath);
     return;
   }
   rc = runWriteBody(c, t);
@@ -575,7 +601,10 @@ static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
   setLimit(c, ms);
   c->bDenied = 0;
   if (t->call.kind == SQLQ_READ_FN) {
+    /* On the writer (":memory:"), a read function must not write either. */
+    if (c->bWriter) execControl(c, "PRAGMA query_only=1");
     checkClosedTxn(t, c->db, runFn(c, t, c->db));
+    if (c->bWriter) execControl(c, "PRAGMA query_only=0");
   } else {
     c->bGuard = 1;
     runStatement(c, t, cap);

@@ -374,6 +374,16 @@ int sqlq__task_enter(sqlq__task *t, sqlq__conn *c) {
   return bCanceled;
 }
 
+int sqlq__task_move(sqlq__task *t, sqlq__conn *c) {
+  sqlq *q = t->pOwner;
+  int bCanceled;
+  pthread_mutex_lock(&q->mu);
+  t->pConn = c;
+  bCanceled = atomic_load(&t->bCanceled);
+  pthread_mutex_unlock(&q->mu);
+  return bCanceled;
+}
+
 /* sqlq__task_leave() with the mutex held. */
 static void leaveLocked(sqlq *q, sqlq__task *t) {
   histAdd(q->aRunHist, nowNs() - t->startNs);
@@ -582,9 +592,9 @@ static void *workerMain(void *p) {
 /* ---- the public functions ---- */
 
 /*
-** Counts a caller in and out, without the mutex on the way: sqlq_close()
-** waits for the count to reach 0 before it frees the handle.  Fails with
-** SQLQ_EINVAL for a NULL handle.
+** Counts a caller in (without the mutex) and out (with it: once the count
+** is 0, sqlq_close() may free the handle, so the last one out touches
+** nothing after unlocking).  Fails with SQLQ_EINVAL for a NULL handle.
 */
 static int callerIn(sqlq *q) {
   if (q == NULL) return SQLQ_EINVAL;
@@ -593,11 +603,9 @@ static int callerIn(sqlq *q) {
 }
 
 static void callerOut(sqlq *q) {
-  if (atomic_fetch_sub(&q->nCallers, 1) == 1 && atomic_load(&q->bClosing)) {
-    pthread_mutex_lock(&q->mu);
-    pthread_cond_broadcast(&q->idle);
-    pthread_mutex_unlock(&q->mu);
-  }
+  pthread_mutex_lock(&q->mu);
+  if (atomic_fetch_sub(&q->nCallers, 1) == 1) pthread_cond_broadcast(&q->idle);
+  pthread_mutex_unlock(&q->mu);
 }
 
 int64_t sqlq_submit(sqlq *q, const sqlq_call *call) {

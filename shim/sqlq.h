@@ -12,9 +12,11 @@
 ** extension (ext/timelimit.c) registered.
 **
 ** THREADING
-** - sqlq_open() and sqlq_close() are called once each, by one thread.  Other
-**   threads may keep calling the handle's functions while sqlq_close()
-**   drains it (they get SQLQ_ECLOSED), but must be done before it returns.
+** - sqlq_open() and sqlq_close() are called once each, by one thread.  As
+**   with free(), no thread may begin a call on the handle once sqlq_close()
+**   has been called; calls already in progress (an sqlq_exec() waiting for
+**   its task) finish normally first.  Completions and task functions that
+**   run during the close may call sqlq_submit(): it returns SQLQ_ECLOSED.
 ** - sqlq_submit(), sqlq_exec(), sqlq_cancel() and sqlq_stats() may be called
 **   from any thread at any time between them.
 ** - sqlq_fd() and sqlq_dispatch() belong to the thread that runs the event
@@ -237,10 +239,13 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult);
 /*
 ** Cancels a task: a queued one completes with SQLQ_ECANCELED without
 ** running; a running one is interrupted and completes with SQLQ_ECANCELED
-** (a read's rows, if any, are partial), unless it is a write that has
-** reached its COMMIT, which completes with status 0: it is on disk.  Never
-** affects another task.  Returns 0, SQLQ_ENOTFOUND if the task is not
-** queued or running, or SQLQ_EINVAL.  Any thread.
+** (a read's rows, if any, are partial).  Two exceptions: a transactional
+** write that has run all its statements (it waits for its group's COMMIT)
+** or reached its COMMIT completes with status 0, because it is or will be
+** on disk; and a SCRIPT or SQLQ_NO_TRANSACTION task keeps what its
+** statements did before the cancel, having no transaction to undo them.
+** Never affects another task.  Returns 0, SQLQ_ENOTFOUND if the task is
+** not queued or running, or SQLQ_EINVAL.  Any thread.
 */
 int sqlq_cancel(sqlq *q, int64_t id);
 

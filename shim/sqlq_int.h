@@ -128,4 +128,11 @@ int sqlq__task_enter(sqlq__task *t, sqlq__conn *c);
 /* Marks t RAN: sqlq_cancel() can no longer interrupt its connection. */
 void sqlq__task_leave(sqlq__task *t);
 
+/*
+** Moves a RUNNING task to connection c (an isolated task's own, and back),
+** so that sqlq_cancel() interrupts the connection it really runs on.
+** Returns nonzero if the task has been canceled.
+*/
+int sqlq__task_move(sqlq__task *t, sqlq__conn *c);
+
 #endif /* SQLQ_INT_H */

@@ -462,12 +462,19 @@ START_TEST(test_readers_read_only) {
 }
 END_TEST
 
-/* ":memory:" works: reads see what the writer committed. */
+/*
+** ":memory:" works: reads see what the writer committed; a read function,
+** which runs on the writer's connection there, still may not write.
+*/
 START_TEST(test_memory) {
   sqlq *q = openq(":memory:", NULL);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
   ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1), (2)"), 0);
   ck_assert_int_eq(read_int(q, "SELECT sum(v) FROM t"), 3);
+  ck_assert_int_eq(run_fn(q, SQLQ_READ_FN, insert_fn, NULL, 0),
+                   SQLITE_READONLY);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (4)"), 0);
+  ck_assert_int_eq(read_int(q, "SELECT sum(v) FROM t"), 7);
   ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, insert_fn, NULL, SQLQ_ISOLATED),
                    SQLQ_EINVAL);
   closeq(q);
@@ -832,6 +839,35 @@ START_TEST(test_cancel_running) {
   ck_assert_int_lt(test_now_ms() - t0, 900);
   ck_assert_int_eq(sqlq_stats(q, &st), 0);
   ck_assert_int_eq(st.cancels, 1);
+  closeq(q);
+}
+END_TEST
+
+/* An isolated task is canceled on the connection it really runs on. */
+START_TEST(test_cancel_isolated) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  Gate g;
+  Done d;
+  int64_t id, t0;
+  bSignalInside = 1;
+  gate_init(&g);
+  done_init(&d);
+  c.kind = SQLQ_WRITE_FN;
+  c.fn = gated_forever_fn;
+  c.arg = &g;
+  c.flags = SQLQ_ISOLATED;
+  c.done = done_cb;
+  c.udata = &d;
+  id = sqlq_submit(q, &c);
+  latch_wait(&g.entered, 1);
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_cancel(q, id), 0);
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  ck_assert_int_lt(test_now_ms() - t0, 2000 * test_slowdown());
+  /* The writer's own connection is not left stopped. */
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE after(x)"), 0);
   closeq(q);
 }
 END_TEST
@@ -1236,6 +1272,48 @@ START_TEST(test_batch_or_fail_undone) {
 }
 END_TEST
 
+static int or_rollback_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  /* Ends the transaction on its conflict, and ignores the error. */
+  sqlite3_exec(db, "INSERT OR ROLLBACK INTO t VALUES (1)", NULL, NULL, NULL);
+  return SQLITE_OK;
+}
+
+/*
+** A task that ends the batch's transaction and still returns success fails
+** (its changes went with the transaction), and its batch-mates are
+** committed exactly once.
+*/
+START_TEST(test_batch_task_ends_txn) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call fn = {0};
+  Statuses s;
+  Gate g;
+  int64_t a, b, c;
+  statuses_init(&s);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE t(v UNIQUE);"
+                       "INSERT INTO t VALUES (1)"),
+                   0);
+  block_writer(q, &g);
+  a = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
+  fn.kind = SQLQ_WRITE_FN;
+  fn.fn = or_rollback_fn;
+  fn.flags = SQLQ_IDEMPOTENT;
+  b = queue_call(q, &fn, &s);
+  c = queue_sql(q, "INSERT INTO t VALUES (3)", &s);
+  gate_open(&g);
+  latch_wait(&s.l, 3);
+  ck_assert_int_eq(s.a[a], 0);
+  ck_assert_int_eq(s.a[b], SQLITE_ABORT);
+  ck_assert_int_eq(s.a[c], 0);
+  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2,3' FROM "
+                               "(SELECT v FROM t ORDER BY v)"),
+                   1);
+  closeq(q);
+}
+END_TEST
+
 /*
 ** A write stopped by its time limit in the middle of a batch fails alone;
 ** the interrupt rolls back the whole transaction, and its batch-mates run
@@ -1557,6 +1635,7 @@ Suite *sqlq_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_cancel_queued);
   tcase_add_loop_test(tc, test_cancel_running, 0, 2);
+  tcase_add_test(tc, test_cancel_isolated);
   tcase_add_test(tc, test_cancel_race_spares_next);
   suite_add_tcase(s, tc);
 
@@ -1570,6 +1649,7 @@ Suite *sqlq_suite(void) {
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_batch_failure_isolated);
   tcase_add_test(tc, test_batch_or_fail_undone);
+  tcase_add_test(tc, test_batch_task_ends_txn);
   tcase_add_test(tc, test_batch_interrupted_task);
   tcase_add_test(tc, test_batch_disk_full);
   tcase_add_test(tc, test_batch_max_one);

@@ -557,6 +557,7 @@ static void *workerMain(void *p) {
   pthread_mutex_lock(&q->mu);
   for (;;) {
     sqlq__task *t;
+    struct sqlq__waiter *pWake; /* complete()'s room for one waiter */
     int bRun, n = 1;
     while (w->queue->pHead == NULL && q->cancelQ.pHead == NULL &&
            !q->bClosing) {
@@ -579,7 +580,6 @@ static void *workerMain(void *p) {
       complete(q, q->aBatch, n, q->aWake);
     } else {
       pthread_mutex_unlock(&q->mu);
-      struct sqlq__waiter *pWake;
       if (bRun) sqlq__conn_run(w->conn, t, &q->o, q->zPath);
       complete(q, &t, 1, &pWake);
     }

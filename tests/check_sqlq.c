@@ -815,7 +815,9 @@ static int gated_forever_fn(sqlite3 *db, void *p) {
 ** the cancel lands inside a statement (loop 1) or between two (loop 0).
 */
 START_TEST(test_cancel_running) {
-  sqlq *q = openq(NULL, NULL);
+  /* Only the cancel may stop the query, even on a slow run (valgrind). */
+  sqlq_options o = {.read_timeout_ms = 600000};
+  sqlq *q = openq(NULL, &o);
   sqlq_call c = {0};
   sqlq_stats_t st;
   Gate g;

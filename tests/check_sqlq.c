@@ -60,6 +60,15 @@ static sqlq_result *read1(sqlq *q, const char *zSql) {
   return r;
 }
 
+/* Asserts that t's values, in order, joined by commas, are zWant. */
+static void assert_values(sqlq *q, const char *zWant) {
+  sqlq_result *r = read1(q, "SELECT group_concat(v) FROM "
+                            "(SELECT v FROM t ORDER BY v)");
+  ck_assert_int_eq(sqlq_result_status(r), 0);
+  ck_assert_str_eq(sqlq_result_text(r, 0, 0), zWant);
+  sqlq_result_free(r);
+}
+
 /* The integer a read returns, which must succeed. */
 static int64_t read_int(sqlq *q, const char *zSql) {
   sqlq_result *r = read1(q, zSql);
@@ -316,7 +325,7 @@ START_TEST(test_failed_write_rolls_back) {
   ck_assert_str_eq(sqlq_result_error(r), "UNIQUE constraint failed: t.v");
   sqlq_result_free(r);
   ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (3)"), 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,3' FROM t"), 1);
+  assert_values(q, "1,3");
   closeq(q);
 }
 END_TEST
@@ -397,7 +406,7 @@ START_TEST(test_write_fn) {
                    SQLITE_ABORT);
   ck_assert_int_eq(
       run_fn(q, SQLQ_WRITE_FN, own_txn_fn, NULL, SQLQ_NO_TRANSACTION), 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,3' FROM t"), 1);
+  assert_values(q, "1,3");
   closeq(q);
 }
 END_TEST
@@ -432,9 +441,7 @@ START_TEST(test_isolated) {
   ck_assert_int_eq(d.status, 0);
   ck_assert_ptr_nonnull(isoDb);
   ck_assert_ptr_ne(isoDb, writerDb);
-  ck_assert_int_eq(
-      read_int(q, "SELECT group_concat(v) = '9,9,10' FROM t ORDER BY rowid"),
-      1);
+  assert_values(q, "9,9,10");
   closeq(q);
 }
 END_TEST
@@ -1182,6 +1189,16 @@ static void statuses_cb(sqlq_result *r, void *p) {
   latch_add(&s->l);
 }
 
+/*
+** Readies s, creates the table of zSchema on q and blocks q's writer with
+** g, so that the writes queued next run as one batch when g opens.
+*/
+static void batch_setup(sqlq *q, const char *zSchema, Statuses *s, Gate *g) {
+  statuses_init(s);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, zSchema), 0);
+  block_writer(q, g);
+}
+
 /* Queues a write for the batch test; returns its id. */
 static int64_t queue_call(sqlq *q, sqlq_call *c, Statuses *s) {
   int64_t id;
@@ -1201,6 +1218,27 @@ static int64_t queue_sql(sqlq *q, const char *zSql, Statuses *s) {
 }
 
 /*
+** With q's writer blocked by g: queues an insert of vBefore, the call mid
+** and an insert of vAfter, opens g, and checks that mid completed with
+** wantMid and both inserts with 0, although they shared mid's batch.
+*/
+static void sandwich(sqlq *q, Statuses *s, Gate *g, int vBefore, sqlq_call *mid,
+                     int wantMid, int vAfter) {
+  char zSql[64];
+  int64_t a, b, c;
+  snprintf(zSql, sizeof(zSql), "INSERT INTO t VALUES (%d)", vBefore);
+  a = queue_sql(q, zSql, s);
+  b = queue_call(q, mid, s);
+  snprintf(zSql, sizeof(zSql), "INSERT INTO t VALUES (%d)", vAfter);
+  c = queue_sql(q, zSql, s);
+  gate_open(g);
+  latch_wait(&s->l, 3);
+  ck_assert_int_eq(s->a[a], 0);
+  ck_assert_int_eq(s->a[b], wantMid);
+  ck_assert_int_eq(s->a[c], 0);
+}
+
+/*
 ** Writes queued together commit together; one that fails (a constraint, or
 ** a WRITE_MANY whose second row fails) is undone alone and reported alone.
 */
@@ -1212,12 +1250,10 @@ START_TEST(test_batch_failure_isolated) {
   Statuses s;
   Gate g;
   int64_t a, b, c, d, e;
-  statuses_init(&s);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
-                       "CREATE TABLE t(v UNIQUE);"
-                       "INSERT INTO t VALUES (1)"),
-                   0);
-  block_writer(q, &g);
+  batch_setup(q,
+              "CREATE TABLE t(v UNIQUE);"
+              "INSERT INTO t VALUES (1)",
+              &s, &g);
   a = queue_sql(q, "INSERT INTO t VALUES (10)", &s);
   b = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
   c = queue_sql(q, "INSERT INTO t VALUES (20)", &s);
@@ -1235,9 +1271,7 @@ START_TEST(test_batch_failure_isolated) {
   ck_assert_int_eq(s.a[c], 0);
   ck_assert_int_eq(s.a[d], SQLITE_CONSTRAINT_UNIQUE);
   ck_assert_int_eq(s.a[e], 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,10,20,40' FROM "
-                               "(SELECT v FROM t ORDER BY v)"),
-                   1);
+  assert_values(q, "1,10,20,40");
   ck_assert_int_eq(sqlq_stats(q, &st), 0);
   ck_assert_int_ge(st.max_batch, 5);
   closeq(q);
@@ -1250,26 +1284,13 @@ END_TEST
 */
 START_TEST(test_batch_or_fail_undone) {
   sqlq *q = openq(NULL, NULL);
+  sqlq_call mid = {.kind = SQLQ_WRITE,
+                   .sql = "INSERT OR FAIL INTO t VALUES (10), (11), (1)"};
   Statuses s;
   Gate g;
-  int64_t a, b, c;
-  statuses_init(&s);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
-                       "CREATE TABLE t(v UNIQUE);"
-                       "INSERT INTO t VALUES (1)"),
-                   0);
-  block_writer(q, &g);
-  a = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
-  b = queue_sql(q, "INSERT OR FAIL INTO t VALUES (10), (11), (1)", &s);
-  c = queue_sql(q, "INSERT INTO t VALUES (3)", &s);
-  gate_open(&g);
-  latch_wait(&s.l, 3);
-  ck_assert_int_eq(s.a[a], 0);
-  ck_assert_int_eq(s.a[b], SQLITE_CONSTRAINT_UNIQUE);
-  ck_assert_int_eq(s.a[c], 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2,3' FROM "
-                               "(SELECT v FROM t ORDER BY v)"),
-                   1);
+  batch_setup(q, "CREATE TABLE t(v UNIQUE); INSERT INTO t VALUES (1)", &s, &g);
+  sandwich(q, &s, &g, 2, &mid, SQLITE_CONSTRAINT_UNIQUE, 3);
+  assert_values(q, "1,2,3");
   closeq(q);
 }
 END_TEST
@@ -1288,30 +1309,13 @@ static int or_rollback_fn(sqlite3 *db, void *arg) {
 */
 START_TEST(test_batch_task_ends_txn) {
   sqlq *q = openq(NULL, NULL);
-  sqlq_call fn = {0};
+  sqlq_call mid = {
+      .kind = SQLQ_WRITE_FN, .fn = or_rollback_fn, .flags = SQLQ_IDEMPOTENT};
   Statuses s;
   Gate g;
-  int64_t a, b, c;
-  statuses_init(&s);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
-                       "CREATE TABLE t(v UNIQUE);"
-                       "INSERT INTO t VALUES (1)"),
-                   0);
-  block_writer(q, &g);
-  a = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
-  fn.kind = SQLQ_WRITE_FN;
-  fn.fn = or_rollback_fn;
-  fn.flags = SQLQ_IDEMPOTENT;
-  b = queue_call(q, &fn, &s);
-  c = queue_sql(q, "INSERT INTO t VALUES (3)", &s);
-  gate_open(&g);
-  latch_wait(&s.l, 3);
-  ck_assert_int_eq(s.a[a], 0);
-  ck_assert_int_eq(s.a[b], SQLITE_ABORT);
-  ck_assert_int_eq(s.a[c], 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2,3' FROM "
-                               "(SELECT v FROM t ORDER BY v)"),
-                   1);
+  batch_setup(q, "CREATE TABLE t(v UNIQUE); INSERT INTO t VALUES (1)", &s, &g);
+  sandwich(q, &s, &g, 2, &mid, SQLITE_ABORT, 3);
+  assert_values(q, "1,2,3");
   closeq(q);
 }
 END_TEST
@@ -1323,69 +1327,45 @@ END_TEST
 */
 START_TEST(test_batch_interrupted_task) {
   sqlq *q = openq(NULL, NULL);
-  sqlq_call slow = {0};
+  sqlq_call mid = {.kind = SQLQ_WRITE,
+                   .sql = "INSERT INTO t SELECT x FROM (WITH RECURSIVE c(x) "
+                          "AS (SELECT 100 UNION ALL SELECT x+1 FROM c) "
+                          "SELECT x FROM c)",
+                   .timeout_ms = 50};
   Statuses s;
   Gate g;
-  int64_t a, b, c;
-  statuses_init(&s);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  block_writer(q, &g);
-  a = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
-  slow.kind = SQLQ_WRITE;
-  slow.sql = "INSERT INTO t SELECT x FROM (WITH RECURSIVE c(x) AS "
-             "(SELECT 100 UNION ALL SELECT x+1 FROM c) SELECT x FROM c)";
-  slow.timeout_ms = 50;
-  b = queue_call(q, &slow, &s);
-  c = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
-  gate_open(&g);
-  latch_wait(&s.l, 3);
-  ck_assert_int_eq(s.a[a], 0);
-  ck_assert_int_eq(s.a[b], SQLQ_ETIMEOUT);
-  ck_assert_int_eq(s.a[c], 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2' FROM t"), 1);
+  batch_setup(q, "CREATE TABLE t(v)", &s, &g);
+  sandwich(q, &s, &g, 1, &mid, SQLQ_ETIMEOUT, 2);
+  assert_values(q, "1,2");
   closeq(q);
 }
 END_TEST
 
 /* A full disk fails the task that fills it, not its batch-mates. */
 START_TEST(test_batch_disk_full) {
+  static char aBlob[200000];
   sqlq *q = openq(NULL, NULL);
-  sqlq_value big[1];
-  sqlq_call c = {0};
+  sqlq_value big[1] = {sqlq_blob(aBlob, sizeof(aBlob))};
+  sqlq_call mid = {.kind = SQLQ_WRITE,
+                   .sql = "INSERT INTO t VALUES (?)",
+                   .params = big,
+                   .nparams = 1};
+  sqlq_call pc = {.kind = SQLQ_WRITE, .sql = "PRAGMA page_count"};
+  sqlq_result *r;
+  char zSql[64];
   Statuses s;
   Gate g;
-  int64_t a, b, d;
-  static char aBlob[200000];
-  statuses_init(&s);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  /* Room for the small rows, not for 200 kB: 50 pages of 4 kB. */
-  {
-    sqlq_result *r;
-    sqlq_call pc = {0};
-    char zSql[64];
-    pc.kind = SQLQ_WRITE;
-    pc.sql = "PRAGMA page_count";
-    ck_assert_int_eq(sqlq_exec(q, &pc, &r), 0);
-    snprintf(zSql, sizeof(zSql), "PRAGMA max_page_count=%lld",
-             (long long)sqlq_result_int(r, 0, 0) + 10);
-    sqlq_result_free(r);
-    ck_assert_int_eq(run(q, SQLQ_SCRIPT, zSql), 0);
-  }
+  /* Room for the small rows, not for 200 kB: 10 more pages of 4 kB. */
+  ck_assert_int_eq(sqlq_exec(q, &pc, &r), 0);
+  snprintf(zSql, sizeof(zSql), "PRAGMA max_page_count=%lld",
+           (long long)sqlq_result_int(r, 0, 0) + 10);
+  sqlq_result_free(r);
+  statuses_init(&s);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, zSql), 0);
   block_writer(q, &g);
-  a = queue_sql(q, "INSERT INTO t VALUES (1)", &s);
-  big[0] = sqlq_blob(aBlob, sizeof(aBlob));
-  c.kind = SQLQ_WRITE;
-  c.sql = "INSERT INTO t VALUES (?)";
-  c.params = big;
-  c.nparams = 1;
-  b = queue_call(q, &c, &s);
-  d = queue_sql(q, "INSERT INTO t VALUES (2)", &s);
-  gate_open(&g);
-  latch_wait(&s.l, 3);
-  ck_assert_int_eq(s.a[a], 0);
-  ck_assert_int_eq(s.a[b], SQLITE_FULL);
-  ck_assert_int_eq(s.a[d], 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '1,2' FROM t"), 1);
+  sandwich(q, &s, &g, 1, &mid, SQLITE_FULL, 2);
+  assert_values(q, "1,2");
   closeq(q);
 }
 END_TEST
@@ -1400,9 +1380,7 @@ START_TEST(test_batch_max_one) {
   int i;
   o.batch_max = 1;
   q = openq(NULL, &o);
-  statuses_init(&s);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  block_writer(q, &g);
+  batch_setup(q, "CREATE TABLE t(v)", &s, &g);
   for (i = 0; i < 5; i++)
     queue_sql(q, "INSERT INTO t VALUES (1)", &s);
   gate_open(&g);
@@ -1523,9 +1501,7 @@ START_TEST(test_queue_deadline) {
   Statuses s;
   Gate g;
   int64_t late, patient, t0;
-  statuses_init(&s);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  block_writer(q, &g);
+  batch_setup(q, "CREATE TABLE t(v)", &s, &g);
   c.kind = SQLQ_WRITE;
   c.sql = "INSERT INTO t VALUES (1)";
   c.queue_timeout_ms = 20;
@@ -1540,7 +1516,7 @@ START_TEST(test_queue_deadline) {
   latch_wait(&s.l, 2);
   ck_assert_int_eq(s.a[late], SQLQ_ETIMEOUT);
   ck_assert_int_eq(s.a[patient], 0);
-  ck_assert_int_eq(read_int(q, "SELECT group_concat(v) = '2' FROM t"), 1);
+  assert_values(q, "2");
   ck_assert_int_eq(sqlq_stats(q, &st), 0);
   ck_assert_int_eq(st.timeouts, 1);
   ck_assert_int_gt(st.wait_p99_us, 0);

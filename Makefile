@@ -3,7 +3,7 @@
 #
 #   make                 ext/timelimit.so, build/libtimelimit.a, timelimit.pc,
 #                        build/libsqlq.a, build/libsqlq.so, sqlq.pc
-#   make test            every test: Check suites, sql/ scripts, Python client
+#   make test            every test: Check suites, sql/ scripts, Python clients
 #   make sanitize        the C tests under ASan+UBSan, then under TSan
 #   make valgrind        the C tests under valgrind
 #   make bench           the benchmarks (tests/bench/)
@@ -33,7 +33,8 @@ VERSION = 0.1.0
 
 # Debian packages: to build, to run the tests, to run the demo.
 DEPS_BUILD = gcc make pkg-config libsqlite3-dev
-DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3
+DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3 python3-apsw python3-aiosqlite \
+  sqlite-utils
 DEPS_DEMO = $(DEPS_BUILD) sqlite3
 
 SQLITE_CFLAGS = $(shell $(PKG_CONFIG) --cflags sqlite3)
@@ -63,8 +64,10 @@ SQLQ_SONAME = libsqlq.so.0
 SQLQ_SO = $(BUILD)/$(SQLQ_SONAME)
 SQLQ_PC = $(BUILD)/sqlq.pc
 CHECK_BIN = $(BUILD)/check_all
-CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_sqlq.c
-CHECK_HDR = tests/tests.h ext/timelimit.h shim/sqlq.h
+CHECK_SO = $(BUILD)/timelimit.so
+CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_hostile.c \
+  tests/tl_util.c tests/check_sqlq.c
+CHECK_HDR = tests/tests.h tests/tl_util.h ext/timelimit.h shim/sqlq.h
 STRESS_BIN = $(BUILD)/stress_sqlq
 CRASH_BIN = $(BUILD)/crash_sqlq
 EXAMPLE_BIN = $(BUILD)/http_server
@@ -123,7 +126,13 @@ $(SQLQ_SO): $(SQLQ_OBJ) $(TL_OBJ) shim/sqlq.map
 
 $(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -Ishim -o $@ \
-	  $(CHECK_SRC) $(SQLQ_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) $(ALL_LDFLAGS)
+	  $(CHECK_SRC) $(SQLQ_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) -ldl $(ALL_LDFLAGS)
+
+# The loadable build with this build's flags, which the Check suites load
+# next to the statically linked copy.
+$(CHECK_SO): ext/timelimit.c ext/timelimit.h | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -shared -o $@ ext/timelimit.c \
+	  $(ALL_LDFLAGS)
 
 $(STRESS_BIN): tests/stress_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/stress_sqlq.c $(SQLQ_LIB) \
@@ -154,8 +163,8 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 # real target in a new make (so pkg-config is asked only once it exists).
 test:
 	@scripts/deps.sh $(DEPS_TEST)
-	@$(MAKE) --no-print-directory test-c test-sql test-python test-example \
-	  test-install
+	@$(MAKE) --no-print-directory test-c test-sql test-python test-clients \
+	  test-example test-install
 
 # The extension in the sqlite3 shell (whose exit status counts the errors
 # the demo shows on purpose, hence the -), then the sqlq library at work.
@@ -173,8 +182,8 @@ sanitize:
 
 valgrind:
 	@scripts/deps.sh $(DEPS_TEST) valgrind
-	@$(MAKE) --no-print-directory $(CHECK_BIN)
-	CK_FORK=no CK_TIMEOUT_MULTIPLIER=20 valgrind --error-exitcode=1 \
+	@$(MAKE) --no-print-directory $(CHECK_BIN) $(CHECK_SO)
+	TIMELIMIT_SO=$(CHECK_SO) CK_FORK=no CK_TIMEOUT_MULTIPLIER=20 valgrind --error-exitcode=1 \
 	  --leak-check=full --errors-for-leak-kinds=definite $(CHECK_BIN)
 
 bench:
@@ -185,9 +194,9 @@ bench:
 
 # Slow sanitizer builds get more time per Check test; test files go under
 # BUILD, so a failed test leaves nothing in the source tree.
-test-c: $(CHECK_BIN) $(STRESS_BIN) $(CRASH_BIN)
+test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN)
 	mkdir -p $(BUILD)/tmp
-	TMPDIR=$(BUILD)/tmp CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
+	TMPDIR=$(BUILD)/tmp TIMELIMIT_SO=$(CHECK_SO) CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \
 	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \
@@ -198,6 +207,10 @@ test-sql: $(EXT_SO)
 
 test-python: $(EXT_SO)
 	$(PYTHON) tests/test_timelimit.py $(EXT_SO)
+
+# The extension inside real clients: APSW, aiosqlite, sqlite-utils.
+test-clients: $(EXT_SO)
+	$(PYTHON) tests/test_clients.py $(EXT_SO)
 
 # The epoll example, driven by real HTTP clients.
 test-example: $(EXAMPLE_BIN)
@@ -232,4 +245,4 @@ clean:
 	rm -rf build $(EXT_SO)
 
 .PHONY: all test demo sanitize valgrind bench test-c test-sql test-python \
-  test-example test-install install uninstall clean
+  test-clients test-example test-install install uninstall clean

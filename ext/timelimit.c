@@ -6,8 +6,10 @@
 ** ".load ext/timelimit" works) or compile it with -DSQLITE_CORE into a program
 ** and use the C API of timelimit.h.
 **
-** SQL functions (all SQLITE_DIRECTONLY: a view, trigger or CHECK constraint
-** in a database file cannot call them):
+** SQL functions (all SQLITE_DIRECTONLY: a view or trigger in a database file
+** cannot call them; the ones that change state also refuse to run while a
+** statement that writes is running, which is how a CHECK constraint in a
+** file would call them on SQLite before 3.50):
 **
 **   timelimit(MS)          Sets this connection's per-statement time limit in
 **                          milliseconds, 0 = none, for statements that start
@@ -21,23 +23,26 @@
 **                          sees only its own row of timelimit_activity.
 **                          Returns 1.  Only the C API unlocks.
 **   timelimit_id()         This connection's id, unique in the process.
-**   timelimit_interrupt(ID) Stops the statement running now on connection ID.
-**                          Returns 1 if one was running, else 0 (also for an
-**                          unknown id).  Later statements are not affected.
+**   timelimit_interrupt(ID) Stops the statements running now on connection
+**                          ID.  Returns 1 if it will stop one, else 0 (also
+**                          for an unknown id).  Later statements are not
+**                          affected.
 **   timelimit_reason()     'deadline', 'ops' or 'cancel': why the extension
 **                          stopped the last statement; NULL if the last
 **                          statement ended without being stopped.
 **
 **   timelimit_activity     Eponymous virtual table, one row per connection
-**                          that has the extension: id, state ('idle',
-**                          'running', or 'unhooked' once the extension has
-**                          seen that its hooks were replaced), sql (the
-**                          running or last statement, at most 1023 bytes),
-**                          elapsed_ms (NULL when idle), limit_ms, ops_limit,
-**                          statements, timeouts, cancels, locked.
+**                          that has the extension: id, state ('idle' or
+**                          'running'), sql (the running or last statement,
+**                          at most 1023 bytes), elapsed_ms (NULL when idle),
+**                          limit_ms, ops_limit, statements, timeouts,
+**                          cancels, locked, hooks ('ok', or 'progress
+**                          replaced', 'trace replaced', 'replaced' once the
+**                          extension has seen the host replace its hooks).
 **
-** Arguments must be integers in range: MS in 0..2147483647, N in
-** 0..9223372036854775807.  Anything else (NULL, real, text, blob, negative,
+** Arguments must be integers in range (a REAL with no fractional part, as
+** JavaScript binds numbers, counts as an integer): MS in 0..2147483647, N in
+** 0..9223372036854775807.  Anything else (NULL, 250.5, text, blob, negative,
 ** too large) fails with an error that names the function and the argument,
 ** for example "timelimit(ms): ms must be an integer, not text".
 **
@@ -45,36 +50,46 @@
 ** sqlite3_interrupt() makes it fail; the connection stays usable.
 **
 ** HOW IT WORKS
-** The extension owns two hooks of the connection: the progress handler
-** (every TIMELIMIT_CHECK_STEPS VM steps it reads CLOCK_MONOTONIC, compares
-** the step count with the budget and looks for a pending interrupt) and the
-** trace hook (SQLITE_TRACE_STMT tells it a statement starts, and
-** SQLITE_TRACE_PROFILE that it ended).  A host that installs its own progress
-** handler or trace callback replaces the extension's, and limits stop on that
-** connection; calling sqlite3_timelimit_init() again installs them again.
+** The extension owns two hooks of the connection.  The trace hook tells it
+** that a statement starts (SQLITE_TRACE_STMT), has returned a row
+** (SQLITE_TRACE_ROW) and has ended (SQLITE_TRACE_PROFILE); it keeps a record
+** of every active statement, classified from the statement's own text
+** (sqlite3_sql()), never from the trace text.  The progress handler runs
+** every TIMELIMIT_CHECK_STEPS VM steps of the statement that is executing.
+** The statements that are executing at that moment are the active ones that
+** have no row ready (sqlite3_data_count() is 0): the one the check belongs
+** to and the ones it is nested in.  Each of them is checked against its own
+** deadline, budget and interrupts; one that is stopped makes the check
+** return nonzero, which stops the innermost statement, and the others at
+** their next check.  A statement that sits between rows is never checked
+** and never stopped until it is stepped again.
 **
 ** A statement's clock starts at its first step.  A trigger program runs in
 ** the statement that fired it and never restarts the clock.  A statement
 ** that starts while another on the same connection is still active (nested
 ** inside a function, or interleaved) runs under the earlier of the two
-** deadlines and budgets.  A statement stays active until it returns
-** SQLITE_DONE or an error, or is reset or finalized.
+** deadlines and budgets.
 **
 ** Statements that end a transaction (COMMIT, END, ROLLBACK, RELEASE) are
-** never given a deadline or a budget and are never interrupted: an interrupt
-** that lands during a COMMIT can report SQLITE_INTERRUPT for a transaction
-** that did commit.
+** never given a deadline or a budget and are never interrupted, and while
+** one executes no check stops anything: an interrupt that lands during a
+** COMMIT can report SQLITE_INTERRUPT for a transaction that did commit.
 **
-** Interrupts by id never call into the target connection: they set a flag in
-** the extension's state that the target's own progress handler reads.  The
-** registry of connections learns of a close from the destructor of a
-** function's user data and forgets the connection before it is freed.
+** Interrupts by id mark the statements active at that moment; the target's
+** own progress handler stops them.  When the host has replaced the progress
+** handler, an interrupt calls sqlite3_interrupt() instead, but only if the
+** target runs exactly one statement, which is not a transaction end and has
+** not yet returned a row (so it is executing, and the interrupt can reach
+** neither a later statement nor a COMMIT); otherwise it returns 0.  The
+** registry learns of a close from the destructors of the extension's
+** functions and forgets the connection before SQLite frees it.
 */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
 
 #include "timelimit.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -86,6 +101,7 @@ SQLITE_EXTENSION_INIT1
 #define TL_NEVER INT64_MAX /* A deadline or budget that never comes */
 #define TL_NBUCKET 64      /* Buckets of each registry hash table */
 #define TL_NINLINE 4       /* Active statements tracked without malloc */
+#define TL_BATCH 64        /* Activity rows copied per hold of tlRegMu */
 
 /* Why a statement was stopped. */
 static const char tlDeadline[] = "deadline";
@@ -96,11 +112,15 @@ static const char tlCancel[] = "cancel";
 typedef struct TlStmt TlStmt;
 struct TlStmt {
   sqlite3_stmt *pStmt; /* The statement */
+  int64_t seq;         /* Order of start on the connection, from 1 */
   int64_t deadline;    /* CLOCK_MONOTONIC ns it must end by, or TL_NEVER */
-  int64_t tickEnd;     /* TlConn.nTick at which its budget is spent */
-  int64_t tick0;       /* TlConn.nTick when it started */
+  int64_t nTick;       /* Checks made while it was executing (owner) */
+  int64_t tickEnd;     /* nTick at which its budget is spent, or TL_NEVER */
   unsigned steps0;     /* Its VM step counter when it started */
+  int bAdopted;        /* Found by a check, not by the trace hook */
   int bExempt;         /* Ends a transaction: never stopped */
+  int bRow;            /* Has returned a row, so may sit between rows */
+  int bWaiting;        /* Sits between rows, as last known (owner) */
   const char *zStop;   /* Why it was stopped, or NULL */
 };
 
@@ -111,33 +131,32 @@ struct TlStmt {
 ** (hooks and SQL functions run under the connection's own mutex).  Fields
 ** marked (mu) may be read or written by other threads and are protected by
 ** mu; the owner writes them only while holding mu, so it may read them
-** without it.
+** without it.  Fields marked (reg) are protected by tlRegMu.
 */
 typedef struct TlConn TlConn;
 struct TlConn {
-  sqlite3 *db;            /* The connection (never called by others) */
+  sqlite3 *db;            /* The connection (others only interrupt it) */
   int64_t id;             /* Process-unique id, from 1 */
-  TlConn *pNextDb;        /* Registry chain by db (registry mutex) */
-  TlConn *pNextId;        /* Registry chain by id (registry mutex) */
+  int nRef;               /* Registrations that point here (reg) */
+  TlConn *pNextDb;        /* Registry chain by db (reg) */
+  TlConn *pNextId;        /* Registry chain by id (reg) */
+  TlConn *pPrev, *pNext;  /* Registry list in id order (reg) */
   pthread_mutex_t mu;     /* Protects the (mu) fields */
   TlStmt *aStmt;          /* Active statements, oldest first (owner;
                              entries change under mu) */
   int nStmt;              /* Number of active statements (mu) */
   int nAlloc;             /* Allocated entries of aStmt (owner) */
-  int nExempt;            /* Active statements that end a txn (mu) */
-  int64_t deadline;       /* Earliest deadline of aStmt (owner) */
-  int64_t tickEnd;        /* Earliest budget end of aStmt (owner) */
-  int64_t nTick;          /* Progress handler calls (owner) */
-  int64_t iRun;           /* Runs started while idle, from 1 (mu) */
-  atomic_llong cancelRun; /* Run to stop at the next check, or 0 */
+  int64_t nSeq;           /* Statements started, the last seq (mu) */
+  sqlite3_stmt *pLastRow; /* Returned the row that is the last trace
+                             event, or NULL (owner) */
+  atomic_llong cancelSeq; /* Stop active statements of seq <= this */
   int64_t limitMs;        /* Time limit for new statements, 0=none (mu) */
   int64_t opsLimit;       /* Step budget for new statements, 0=none (mu) */
   int bLocked;            /* SQL may only lower limits (mu) */
-  int bHooked;            /* This extension installed the hooks (owner) */
-  int bUnhooked;          /* The hooks were seen to be replaced (mu) */
+  int bProgressGone;      /* The progress handler was replaced (mu) */
+  int bTraceGone;         /* The trace hook was replaced (mu) */
   const char *zReason;    /* Why the last statement stopped, or NULL (mu) */
   int64_t startNs;        /* When the current run started (mu) */
-  int64_t nStatements;    /* Statements started (mu) */
   int64_t nTimeouts;      /* Statements stopped by deadline or budget (mu) */
   int64_t nCancels;       /* Statements stopped by an interrupt (mu) */
   char zSql[TIMELIMIT_SQL_MAX]; /* Running or last statement's text (mu) */
@@ -147,13 +166,14 @@ struct TlConn {
 /*
 ** The registry of every connection that has the extension, for interrupts
 ** by id, the activity table and the C API.  Lock order: tlRegMu, then a
-** connection's mu.  A connection's own hooks take only its mu.
+** connection's mu.  A connection's own hooks take only its mu.  While a
+** connection is in the registry, its sqlite3 is open.
 */
 static pthread_mutex_t tlRegMu = PTHREAD_MUTEX_INITIALIZER;
 static TlConn *tlByDb[TL_NBUCKET];
 static TlConn *tlById[TL_NBUCKET];
+static TlConn *tlFirst, *tlLast; /* The list in id order */
 static int64_t tlNextId = 1;
-static int tlCount;
 
 static int64_t tlNow(void) {
   struct timespec ts;
@@ -185,28 +205,42 @@ static TlConn *tlFindId(int64_t id) {
   return c;
 }
 
+/* Enters c in the registry with the next id.  Holds tlRegMu. */
 static void tlLink(TlConn *c) {
-  pthread_mutex_lock(&tlRegMu);
   c->id = tlNextId++;
   c->pNextDb = tlByDb[tlHashDb(c->db)];
   tlByDb[tlHashDb(c->db)] = c;
   c->pNextId = tlById[tlHashId(c->id)];
   tlById[tlHashId(c->id)] = c;
-  tlCount++;
-  pthread_mutex_unlock(&tlRegMu);
+  c->pPrev = tlLast;
+  c->pNext = NULL;
+  if (tlLast) {
+    tlLast->pNext = c;
+  } else {
+    tlFirst = c;
+  }
+  tlLast = c;
 }
 
+/* Removes c from the registry.  Holds tlRegMu. */
 static void tlUnlink(TlConn *c) {
   TlConn **pp;
-  pthread_mutex_lock(&tlRegMu);
   for (pp = &tlByDb[tlHashDb(c->db)]; *pp != c; pp = &(*pp)->pNextDb) {
   }
   *pp = c->pNextDb;
   for (pp = &tlById[tlHashId(c->id)]; *pp != c; pp = &(*pp)->pNextId) {
   }
   *pp = c->pNextId;
-  tlCount--;
-  pthread_mutex_unlock(&tlRegMu);
+  if (c->pPrev) {
+    c->pPrev->pNext = c->pNext;
+  } else {
+    tlFirst = c->pNext;
+  }
+  if (c->pNext) {
+    c->pNext->pPrev = c->pPrev;
+  } else {
+    tlLast = c->pPrev;
+  }
 }
 
 /*
@@ -244,15 +278,15 @@ static int tlEndsTxn(const char *z) {
 }
 
 /* Copies at most TIMELIMIT_SQL_MAX-1 bytes of z, cut at a UTF-8 boundary. */
-static void tlCopySql(TlConn *c, const char *z) {
+static void tlCopySql(char *zOut, const char *z) {
   size_t n = strlen(z);
-  if (n >= sizeof(c->zSql)) {
-    n = sizeof(c->zSql) - 1;
+  if (n >= TIMELIMIT_SQL_MAX) {
+    n = TIMELIMIT_SQL_MAX - 1;
     while (n > 0 && ((unsigned char)z[n] & 0xc0) == 0x80)
       n--;
   }
-  memcpy(c->zSql, z, n);
-  c->zSql[n] = 0;
+  memcpy(zOut, z, n);
+  zOut[n] = 0;
 }
 
 /* Index of pStmt among the active statements, or -1. */
@@ -263,45 +297,27 @@ static int tlIndexOf(TlConn *c, sqlite3_stmt *pStmt) {
   return i;
 }
 
-/* Recomputes the connection's earliest deadline and budget end. */
-static void tlRecompute(TlConn *c) {
-  int i;
-  c->deadline = TL_NEVER;
-  c->tickEnd = TL_NEVER;
-  for (i = 0; i < c->nStmt; i++) {
-    if (c->aStmt[i].deadline < c->deadline) c->deadline = c->aStmt[i].deadline;
-    if (c->aStmt[i].tickEnd < c->tickEnd) c->tickEnd = c->aStmt[i].tickEnd;
-  }
-}
-
-/* Removes entry i of the active statements.  The caller holds mu. */
+/*
+** Removes entry i of the active statements; the reason it was stopped for
+** becomes the connection's last reason.  The caller holds mu.
+*/
 static void tlRemove(TlConn *c, int i) {
-  if (c->aStmt[i].bExempt) c->nExempt--;
+  c->zReason = c->aStmt[i].zStop;
   c->nStmt--;
   memmove(&c->aStmt[i], &c->aStmt[i + 1],
           (size_t)(c->nStmt - i) * sizeof(TlStmt));
-  tlRecompute(c);
 }
 
-/*
-** Forgets active statements that are no longer running on the connection:
-** ones SQLite ran without a PROFILE event (it gives none to a statement it
-** steps without saving its text).  Only the owner calls this, inside a step,
-** so walking the connection's statements is safe.
-*/
-static void tlPrune(TlConn *c) {
-  int i;
-  for (i = c->nStmt - 1; i >= 0; i--) {
-    sqlite3_stmt *p = NULL;
-    while ((p = sqlite3_next_stmt(c->db, p)) != NULL &&
-           p != c->aStmt[i].pStmt) {
-    }
-    if (p == NULL || !sqlite3_stmt_busy(p)) {
-      pthread_mutex_lock(&c->mu);
-      tlRemove(c, i);
-      pthread_mutex_unlock(&c->mu);
-    }
-  }
+/* True if pStmt is executing: it is active and has no row ready. */
+static int tlExecuting(sqlite3_stmt *pStmt) {
+  return sqlite3_stmt_busy(pStmt) && sqlite3_data_count(pStmt) == 0;
+}
+
+/* Removes entry i of the active statements, under mu. */
+static void tlDrop(TlConn *c, int i) {
+  pthread_mutex_lock(&c->mu);
+  tlRemove(c, i);
+  pthread_mutex_unlock(&c->mu);
 }
 
 /* Makes room for one more active statement; nonzero if out of memory. */
@@ -321,94 +337,281 @@ static int tlGrow(TlConn *c) {
 }
 
 /*
-** A statement starts (trace STMT).  A trigger program of an active statement
-** reports the same statement again and is ignored.  If there is no memory to
-** track a new statement, it runs under the limits of those already running.
+** Begins tracking pStmt, which starts now (now is CLOCK_MONOTONIC ns).  It
+** gets the connection's limits, lowered to what remains of those of the
+** statements already active.  If there is no memory to track it, it runs
+** under the limits of those.  Only the owner calls this.
 */
-static void tlStart(TlConn *c, sqlite3_stmt *pStmt, const char *zSql) {
+static void tlTrack(TlConn *c, sqlite3_stmt *pStmt, int64_t now,
+                    int bAdopted) {
+  const char *zSql = sqlite3_sql(pStmt);
   TlStmt *s;
-  int64_t now;
-  if (tlIndexOf(c, pStmt) >= 0) return;
-  if (c->nStmt > 0) tlPrune(c);
+  int i;
   if (c->nStmt == c->nAlloc && tlGrow(c)) return;
-  now = tlNow();
   pthread_mutex_lock(&c->mu);
   if (c->nStmt == 0) {
-    c->iRun++;
     c->startNs = now;
-    tlCopySql(c, zSql);
+    tlCopySql(c->zSql, zSql ? zSql : "");
   }
-  c->nStatements++;
-  s = &c->aStmt[c->nStmt++];
+  s = &c->aStmt[c->nStmt];
+  memset(s, 0, sizeof(*s));
   s->pStmt = pStmt;
-  s->tick0 = c->nTick;
+  s->seq = ++c->nSeq;
   s->steps0 =
       (unsigned)sqlite3_stmt_status(pStmt, SQLITE_STMTSTATUS_VM_STEP, 0);
-  s->zStop = NULL;
-  s->bExempt = tlEndsTxn(zSql);
+  s->bAdopted = bAdopted;
+  s->bExempt = zSql != NULL && tlEndsTxn(zSql);
   s->deadline = TL_NEVER;
   s->tickEnd = TL_NEVER;
-  if (s->bExempt) {
-    c->nExempt++;
-  } else {
+  if (!s->bExempt) {
     /*
     ** SQLite calls the progress handler when the statement's cumulative
-    ** step counter reaches a multiple of TIMELIMIT_CHECK_STEPS, so the k-th
-    ** call comes after k*CHECK - (steps0 % CHECK) steps of this run.
+    ** step counter reaches a multiple of TIMELIMIT_CHECK_STEPS, so its k-th
+    ** check comes after k*CHECK - (steps0 % CHECK) steps of this run: the
+    ** first k with k*CHECK - base >= ops, without overflow.  A statement
+    ** found by a check starts its budget there.
     */
-    int64_t base = s->steps0 % TIMELIMIT_CHECK_STEPS;
+    int64_t base = bAdopted ? 0 : s->steps0 % TIMELIMIT_CHECK_STEPS;
     int64_t ops = c->opsLimit;
     if (c->limitMs > 0) s->deadline = now + c->limitMs * 1000000;
     if (ops > 0) {
-      /* The first k with k*CHECK - base >= ops, without overflow. */
       s->tickEnd =
-          c->nTick + ops / TIMELIMIT_CHECK_STEPS +
+          ops / TIMELIMIT_CHECK_STEPS +
           (ops % TIMELIMIT_CHECK_STEPS + base + TIMELIMIT_CHECK_STEPS - 1) /
               TIMELIMIT_CHECK_STEPS;
     }
-    if (c->deadline < s->deadline) s->deadline = c->deadline;
-    if (c->tickEnd < s->tickEnd) s->tickEnd = c->tickEnd;
-    if (s->deadline < c->deadline) c->deadline = s->deadline;
-    if (s->tickEnd < c->tickEnd) c->tickEnd = s->tickEnd;
+    for (i = 0; i < c->nStmt; i++) {
+      const TlStmt *t = &c->aStmt[i];
+      if (t->bExempt) continue;
+      if (t->deadline < s->deadline) s->deadline = t->deadline;
+      if (t->tickEnd != TL_NEVER && t->tickEnd - t->nTick < s->tickEnd) {
+        s->tickEnd = t->tickEnd - t->nTick;
+      }
+    }
   }
+  c->nStmt++;
   pthread_mutex_unlock(&c->mu);
 }
 
 /*
-** A statement ended (trace PROFILE).  A statement that ran two check
-** periods of steps without one progress handler call shows that the
-** handler was replaced.
+** A statement starts, or a trigger program of a running one does (trace
+** STMT).  The trace text of a statement is its own text, or "-- " and that
+** text when it is nested in another; anything else (a trigger program
+** reports "-- TRIGGER name") belongs to a statement already running.  An
+** entry for the same statement is of a run that ended unseen.
+*/
+static void tlStart(TlConn *c, sqlite3_stmt *pStmt, const char *zTrace) {
+  const char *zSql = sqlite3_sql(pStmt);
+  int i;
+  if (zSql == NULL || zTrace == NULL) return;
+  if (zTrace != zSql && strcmp(zTrace, zSql) != 0 &&
+      (strncmp(zTrace, "-- ", 3) != 0 || strcmp(zTrace + 3, zSql) != 0)) {
+    return;
+  }
+  if ((i = tlIndexOf(c, pStmt)) >= 0) tlDrop(c, i);
+  tlTrack(c, pStmt, tlNow(), 0);
+}
+
+/* A statement returned a row (trace ROW): it now sits between rows. */
+static void tlRow(TlConn *c, sqlite3_stmt *pStmt) {
+  int i = tlIndexOf(c, pStmt);
+  if (i < 0) return;
+  c->aStmt[i].bWaiting = 1;
+  if (!c->aStmt[i].bRow) {
+    pthread_mutex_lock(&c->mu);
+    c->aStmt[i].bRow = 1;
+    pthread_mutex_unlock(&c->mu);
+  }
+}
+
+/*
+** A statement ended (trace PROFILE).  One that ran a check period of steps
+** without a single check of its own shows that the progress handler was
+** replaced.
 */
 static void tlEnd(TlConn *c, sqlite3_stmt *pStmt) {
   int i = tlIndexOf(c, pStmt);
+  const TlStmt *s;
   unsigned steps;
   if (i < 0) return;
-  steps = (unsigned)sqlite3_stmt_status(pStmt, SQLITE_STMTSTATUS_VM_STEP, 0);
+  s = &c->aStmt[i];
+  steps = (unsigned)sqlite3_stmt_status(pStmt, SQLITE_STMTSTATUS_VM_STEP, 0) -
+          s->steps0;
   pthread_mutex_lock(&c->mu);
-  if (steps - c->aStmt[i].steps0 >= 2 * TIMELIMIT_CHECK_STEPS &&
-      c->nTick == c->aStmt[i].tick0) {
-    c->bUnhooked = 1;
+  if (s->nTick == 0 && !s->bAdopted &&
+      s->steps0 % TIMELIMIT_CHECK_STEPS + (uint64_t)steps >=
+          TIMELIMIT_CHECK_STEPS) {
+    c->bProgressGone = 1;
   }
-  c->zReason = c->aStmt[i].zStop;
   tlRemove(c, i);
   pthread_mutex_unlock(&c->mu);
 }
 
 static int tlTrace(unsigned mask, void *pCtx, void *p, void *x) {
   TlConn *c = pCtx;
+  c->pLastRow = mask == SQLITE_TRACE_ROW ? p : NULL;
   if (mask == SQLITE_TRACE_STMT) {
     tlStart(c, p, x);
+  } else if (mask == SQLITE_TRACE_ROW) {
+    tlRow(c, p);
   } else if (mask == SQLITE_TRACE_PROFILE) {
     tlEnd(c, p);
   }
   return 0;
 }
 
-/* Stops the newest active statement for reason z; returns 1. */
-static int tlStop(TlConn *c, const char *z) {
+/* True if pStmt is a statement prepared on db (not finalized). */
+static int tlIsPrepared(sqlite3 *db, sqlite3_stmt *pStmt) {
+  sqlite3_stmt *p = NULL;
+  while ((p = sqlite3_next_stmt(db, p)) != NULL && p != pStmt) {
+  }
+  return p != NULL;
+}
+
+/*
+** Makes the record of active statements true, touching only statements
+** that are still prepared on the connection (a record's statement may have
+** been finalized unseen while the host had replaced the trace hook):
+** forgets the ones that ended or were finalized unseen, or (if found by a
+** check) started a new run; learns which ones sit between rows; and if none
+** is executing, tracks the ones that are, with their clock starting now,
+** and takes it that the trace hook was replaced.  With bKeepHalted (from
+** a check), a statement that has halted is kept: it may be the one whose
+** return brought the check, and its end is reported next.  A statement tracked this
+** way has its run counter (SQLITE_STMTSTATUS_RUN) reset to 0, so that a new
+** run of it, or a new statement at the same address, reads 1.  Only the
+** owner calls this; its cost grows with the prepared statements.
+*/
+static void tlRefresh(TlConn *c, int64_t now, int bKeepHalted) {
+  sqlite3_stmt *p = NULL;
+  unsigned char aSeen[64];
+  int i, bExec = 0, nSeen = c->nStmt < 64 ? c->nStmt : 64;
+  memset(aSeen, 0, sizeof(aSeen));
+  while ((p = sqlite3_next_stmt(c->db, p)) != NULL) {
+    if ((i = tlIndexOf(c, p)) >= 0 && i < nSeen) aSeen[i] = 1;
+  }
+  for (i = c->nStmt - 1; i >= 0; i--) {
+    TlStmt *s = &c->aStmt[i];
+    if (!(i < nSeen ? aSeen[i] : tlIsPrepared(c->db, s->pStmt)) ||
+        (!bKeepHalted && !sqlite3_stmt_busy(s->pStmt)) ||
+        (s->bAdopted &&
+         sqlite3_stmt_status(s->pStmt, SQLITE_STMTSTATUS_RUN, 0) != 0)) {
+      tlDrop(c, i);
+    } else {
+      s->bWaiting = !tlExecuting(s->pStmt);
+      bExec |= !s->bWaiting;
+    }
+  }
+  if (bExec || (bKeepHalted && c->nStmt > 0)) return;
+  while ((p = sqlite3_next_stmt(c->db, p)) != NULL) {
+    if (tlExecuting(p) && tlIndexOf(c, p) < 0) {
+      if (!c->bTraceGone) {
+        pthread_mutex_lock(&c->mu);
+        c->bTraceGone = 1;
+        pthread_mutex_unlock(&c->mu);
+      }
+      sqlite3_stmt_status(p, SQLITE_STMTSTATUS_RUN, 1);
+      tlTrack(c, p, now, 1);
+    }
+  }
+}
+
+/*
+** Why statement s, which is executing, must stop, or NULL.  Counts the
+** check against its budget.
+*/
+static const char *tlWhy(TlStmt *s, int64_t cancelSeq, int64_t *pNow) {
+  s->nTick++;
+  if (s->seq <= cancelSeq) return tlCancel;
+  if (s->nTick >= s->tickEnd) return tlOps;
+  if (s->deadline != TL_NEVER) {
+    if (*pNow == 0) *pNow = tlNow();
+    if (*pNow >= s->deadline) return tlDeadline;
+  }
+  return NULL;
+}
+
+/*
+** The entry of the innermost statement, the one whose steps brought this
+** check, or NULL: the newest that is executing; else the one whose row is
+** the last trace event (the check runs as it returns that row); else, on a
+** record made true (bChecked), the newest that has halted (the check runs as
+** it returns).
+*/
+static TlStmt *tlInner(TlConn *c, int bChecked) {
+  int i;
+  for (i = c->nStmt - 1; i >= 0; i--) {
+    if (!c->aStmt[i].bWaiting) return &c->aStmt[i];
+  }
+  if (c->pLastRow && (i = tlIndexOf(c, c->pLastRow)) >= 0) {
+    return &c->aStmt[i];
+  }
+  for (i = c->nStmt - 1; bChecked && i >= 0; i--) {
+    if (!sqlite3_stmt_busy(c->aStmt[i].pStmt)) return &c->aStmt[i];
+  }
+  return NULL;
+}
+
+/*
+** The progress handler: the only place where the extension stops
+** statements.  The statements to check are the innermost one (tlInner) and
+** those it is nested in, which are executing.  The record says which
+** without touching the statements.  Only when it names none, or one of them
+** must stop, or the trace hook was replaced, is the record made true
+** (tlRefresh) and checked again, so that nothing is stopped on a stale
+** record.  Returns nonzero to stop the
+** innermost statement; never while it ends a transaction.
+*/
+static int tlProgress(void *pCtx) {
+  TlConn *c = pCtx;
+  int64_t cancelSeq = atomic_load_explicit(&c->cancelSeq, memory_order_relaxed);
+  int64_t now = 0;
+  const char *zWhy = NULL;
+  TlStmt *pInner;
+  int i, bChecked = c->bTraceGone;
+  /*
+  ** Without the trace hook the record cannot follow statements that end and
+  ** start: it is made true at every check.
+  */
+  if (bChecked) {
+    now = tlNow();
+    tlRefresh(c, now, 0);
+  }
+  for (;; bChecked = 1) {
+    pInner = tlInner(c, bChecked);
+    if (pInner && pInner->bExempt && bChecked) return 0;
+    if (pInner && !pInner->bExempt) {
+      for (i = c->nStmt - 1; i >= 0; i--) {
+        TlStmt *s = &c->aStmt[i];
+        const char *z;
+        if ((s->bWaiting && s != pInner) || s->bExempt) continue;
+        if ((z = tlWhy(s, cancelSeq, &now)) == NULL) continue;
+        if (bChecked) {
+          pthread_mutex_lock(&c->mu);
+          if (s->zStop == NULL) s->zStop = z;
+          pthread_mutex_unlock(&c->mu);
+        }
+        if (zWhy == NULL) zWhy = z;
+      }
+      if (zWhy == NULL || bChecked) break;
+      /* Undo this pass's counts before the record is made true. */
+      for (i = 0; i < c->nStmt; i++) {
+        TlStmt *s = &c->aStmt[i];
+        if ((!s->bWaiting || s == pInner) && !s->bExempt) s->nTick--;
+      }
+      zWhy = NULL;
+    } else if (bChecked) {
+      break;
+    }
+    if (now == 0) now = tlNow();
+    tlRefresh(c, now, !c->bTraceGone);
+  }
+  if (zWhy == NULL) return 0;
   pthread_mutex_lock(&c->mu);
-  c->aStmt[c->nStmt - 1].zStop = z;
-  if (z == tlCancel) {
+  if (pInner->zStop == NULL) pInner->zStop = zWhy;
+  /* No end is reported for a statement found by a check. */
+  if (pInner->bAdopted) c->zReason = pInner->zStop;
+  if (zWhy == tlCancel) {
     c->nCancels++;
   } else {
     c->nTimeouts++;
@@ -417,57 +620,59 @@ static int tlStop(TlConn *c, const char *z) {
   return 1;
 }
 
-/* The progress handler: the only place where statements are stopped. */
-static int tlProgress(void *pCtx) {
-  TlConn *c = pCtx;
-  c->nTick++;
-  if (c->nStmt == 0 || c->nExempt > 0) return 0;
-  if (atomic_load_explicit(&c->cancelRun, memory_order_relaxed) == c->iRun) {
-    return tlStop(c, tlCancel);
-  }
-  if (c->nTick >= c->tickEnd) return tlStop(c, tlOps);
-  if (c->deadline != TL_NEVER && tlNow() >= c->deadline) {
-    return tlStop(c, tlDeadline);
-  }
-  return 0;
-}
-
+/*
+** Installs the extension's hooks on the connection, after making the record
+** of its statements true (some may have ended unseen while the hooks were
+** not ours).  Only the owner calls this.
+*/
 static void tlHook(TlConn *c) {
+  tlRefresh(c, tlNow(), 0);
   sqlite3_progress_handler(c->db, TIMELIMIT_CHECK_STEPS, tlProgress, c);
-  sqlite3_trace_v2(c->db, SQLITE_TRACE_STMT | SQLITE_TRACE_PROFILE, tlTrace, c);
-  c->bHooked = 1;
+  sqlite3_trace_v2(c->db,
+                   SQLITE_TRACE_STMT | SQLITE_TRACE_ROW | SQLITE_TRACE_PROFILE,
+                   tlTrace, c);
   pthread_mutex_lock(&c->mu);
-  c->bUnhooked = 0;
+  c->bProgressGone = 0;
+  c->bTraceGone = 0;
   pthread_mutex_unlock(&c->mu);
 }
 
 /*
-** Destructor of the user data of the first SQL function: the connection is
-** closing, or the function was replaced or could not be created.  Forgets
-** the connection, removes the hooks that point at the state, frees it.
+** Drops one reference to c, held by one registration (a function or the
+** table) or by the entry point while it registers.  The last one forgets the
+** connection, removes the hooks that still point at the state and frees it:
+** the connection is closing, or the host deleted every registration.
 */
-static void tlDestroy(void *p) {
+static void tlUnref(void *p) {
   TlConn *c = p;
-  tlUnlink(c);
-  if (c->bHooked) {
-    sqlite3_progress_handler(c->db, 0, NULL, NULL);
-    sqlite3_trace_v2(c->db, 0, NULL, NULL);
-  }
+  int nRef;
+  pthread_mutex_lock(&tlRegMu);
+  nRef = --c->nRef;
+  if (nRef == 0) tlUnlink(c);
+  pthread_mutex_unlock(&tlRegMu);
+  if (nRef > 0) return;
+  if (!c->bProgressGone) sqlite3_progress_handler(c->db, 0, NULL, NULL);
+  if (!c->bTraceGone) sqlite3_trace_v2(c->db, 0, NULL, NULL);
   if (c->aStmt != c->aInline) sqlite3_free(c->aStmt);
   pthread_mutex_destroy(&c->mu);
   sqlite3_free(c);
 }
 
+/* Takes one more reference to c. */
+static TlConn *tlRef(TlConn *c) {
+  pthread_mutex_lock(&tlRegMu);
+  c->nRef++;
+  pthread_mutex_unlock(&tlRegMu);
+  return c;
+}
+
 /*
-** Marks the hooks as replaced if the trace hook missed the statement that is
-** calling one of the extension's functions right now.
+** Called by every SQL function of the extension, which runs inside a
+** statement: if no known statement is executing, the trace hook missed the
+** caller, which is tracked from now on.
 */
-static void tlCheckHooks(TlConn *c) {
-  if (c->nStmt == 0) {
-    pthread_mutex_lock(&c->mu);
-    c->bUnhooked = 1;
-    pthread_mutex_unlock(&c->mu);
-  }
+static void tlSeeCaller(TlConn *c) {
+  tlRefresh(c, tlNow(), 0);
 }
 
 /* Sets a formatted error message as the result of an SQL function. */
@@ -486,8 +691,32 @@ static void tlError(sqlite3_context *ctx, const char *zFmt, ...) {
 }
 
 /*
+** Refuses (with an error naming zFunc) to change state while a statement
+** that writes is executing, and returns nonzero.  SQLite before 3.50 lets a
+** CHECK constraint in a database file call a non-deterministic function
+** even if it is SQLITE_DIRECTONLY, and a CHECK constraint runs only inside
+** a statement that writes.  A DEFAULT, an index or a generated column can
+** call them neither, on any version.
+*/
+static int tlRefuseInWrite(sqlite3_context *ctx, const char *zFunc) {
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
+  sqlite3_stmt *p = NULL;
+  while ((p = sqlite3_next_stmt(db, p)) != NULL) {
+    if (tlExecuting(p) && !sqlite3_stmt_readonly(p)) {
+      tlError(ctx,
+              "%s: may not be called while a statement that writes runs "
+              "(a CHECK constraint could be calling it)",
+              zFunc);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/*
 ** Reads an integer argument in lo..hi into *pOut, or sets an error naming
-** zFunc and zArg and returns nonzero.
+** zFunc and zArg and returns nonzero.  A REAL with no fractional part
+** counts as an integer.
 */
 static int tlIntArg(sqlite3_context *ctx, sqlite3_value *v, const char *zFunc,
                     const char *zArg, int64_t lo, int64_t hi, int64_t *pOut) {
@@ -495,6 +724,13 @@ static int tlIntArg(sqlite3_context *ctx, sqlite3_value *v, const char *zFunc,
                                        "text", "blob",    "NULL"};
   int64_t x;
   int t = sqlite3_value_type(v);
+  if (t == SQLITE_FLOAT) {
+    double d = sqlite3_value_double(v);
+    if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+        d == floor(d)) {
+      t = SQLITE_INTEGER;
+    }
+  }
   if (t != SQLITE_INTEGER) {
     tlError(ctx, "%s: %s must be an integer, not %s", zFunc, zArg, azType[t]);
     return 1;
@@ -517,9 +753,12 @@ static void tlSqlSetting(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                          int64_t *pField, const char *zFunc, const char *zArg,
                          int64_t hi) {
   TlConn *c = sqlite3_user_data(ctx);
-  int64_t x, prev;
-  tlCheckHooks(c);
-  if (argc == 1 && tlIntArg(ctx, argv[0], zFunc, zArg, 0, hi, &x)) return;
+  int64_t x = 0, prev;
+  tlSeeCaller(c);
+  if (argc == 1 && (tlIntArg(ctx, argv[0], zFunc, zArg, 0, hi, &x) ||
+                    tlRefuseInWrite(ctx, zFunc))) {
+    return;
+  }
   pthread_mutex_lock(&c->mu);
   prev = *pField;
   if (argc == 1 && c->bLocked && x != prev && (x == 0 || (prev && x > prev))) {
@@ -551,7 +790,8 @@ static void tlSqlLock(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   TlConn *c = sqlite3_user_data(ctx);
   (void)argc;
   (void)argv;
-  tlCheckHooks(c);
+  tlSeeCaller(c);
+  if (tlRefuseInWrite(ctx, "timelimit_lock()")) return;
   pthread_mutex_lock(&c->mu);
   c->bLocked = 1;
   pthread_mutex_unlock(&c->mu);
@@ -562,7 +802,7 @@ static void tlSqlId(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   TlConn *c = sqlite3_user_data(ctx);
   (void)argc;
   (void)argv;
-  tlCheckHooks(c);
+  tlSeeCaller(c);
   sqlite3_result_int64(ctx, c->id);
 }
 
@@ -572,9 +812,10 @@ static void tlSqlInterrupt(sqlite3_context *ctx, int argc,
   int64_t id;
   int bLocked;
   (void)argc;
-  tlCheckHooks(c);
+  tlSeeCaller(c);
   if (tlIntArg(ctx, argv[0], "timelimit_interrupt(id)", "id", INT64_MIN,
-               INT64_MAX, &id)) {
+               INT64_MAX, &id) ||
+      tlRefuseInWrite(ctx, "timelimit_interrupt(id)")) {
     return;
   }
   pthread_mutex_lock(&c->mu);
@@ -593,7 +834,7 @@ static void tlSqlReason(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *z;
   (void)argc;
   (void)argv;
-  tlCheckHooks(c);
+  tlSeeCaller(c);
   pthread_mutex_lock(&c->mu);
   z = c->zReason;
   pthread_mutex_unlock(&c->mu);
@@ -605,16 +846,17 @@ static void tlSqlReason(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 /* A copy of one connection's row, taken under its mutex. */
 typedef struct TlRow TlRow;
 struct TlRow {
-  int64_t id;          /* Connection id */
-  const char *zState;  /* 'idle', 'running' or 'unhooked' */
-  char *zSql;          /* Running or last statement (sqlite3_malloc) */
-  int64_t elapsedMs;   /* Time the run has taken, or -1 if idle */
-  int64_t limitMs;     /* Time limit */
-  int64_t opsLimit;    /* Step budget */
-  int64_t nStatements; /* Statements started */
-  int64_t nTimeouts;   /* Statements stopped by deadline or budget */
-  int64_t nCancels;    /* Statements stopped by interrupt */
-  int bLocked;         /* Locked */
+  int64_t id;                   /* Connection id */
+  const char *zState;           /* 'idle' or 'running' */
+  const char *zHooks;           /* 'ok', or which hooks were replaced */
+  int64_t elapsedMs;            /* Time the run has taken, or -1 if idle */
+  int64_t limitMs;              /* Time limit */
+  int64_t opsLimit;             /* Step budget */
+  int64_t nStatements;          /* Statements started */
+  int64_t nTimeouts;            /* Statements stopped by deadline or budget */
+  int64_t nCancels;             /* Statements stopped by interrupt */
+  int bLocked;                  /* Locked */
+  char zSql[TIMELIMIT_SQL_MAX]; /* Running or last statement, or "" */
 };
 
 typedef struct TlVtab TlVtab;
@@ -623,12 +865,19 @@ struct TlVtab {
   TlConn *c;         /* The connection that reads the table */
 };
 
+/*
+** A cursor reads the registry in batches of TL_BATCH rows, so that one scan
+** never holds tlRegMu for more than a batch: every row is a consistent copy
+** of its connection, but rows of different batches are not of one instant.
+*/
 typedef struct TlCursor TlCursor;
 struct TlCursor {
   sqlite3_vtab_cursor base; /* Base class */
-  TlRow *aRow;              /* Snapshot of the rows */
+  TlRow aRow[TL_BATCH];     /* The current batch */
   int nRow;                 /* Rows in aRow */
   int iRow;                 /* Current row */
+  int64_t lastId;           /* Id of the last row copied, 0 before any */
+  int bLast;                /* No rows after this batch */
 };
 
 enum {
@@ -641,7 +890,8 @@ enum {
   TL_COL_STATEMENTS,
   TL_COL_TIMEOUTS,
   TL_COL_CANCELS,
-  TL_COL_LOCKED
+  TL_COL_LOCKED,
+  TL_COL_HOOKS
 };
 
 static int tlVtabConnect(sqlite3 *db, void *pAux, int argc,
@@ -656,7 +906,7 @@ static int tlVtabConnect(sqlite3 *db, void *pAux, int argc,
       db, "CREATE TABLE x(id INTEGER, state TEXT, sql TEXT, "
           "elapsed_ms INTEGER, limit_ms INTEGER, ops_limit INTEGER, "
           "statements INTEGER, timeouts INTEGER, cancels INTEGER, "
-          "locked INTEGER)");
+          "locked INTEGER, hooks TEXT)");
   if (rc == SQLITE_OK) rc = sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
   if (rc != SQLITE_OK) return rc;
   v = sqlite3_malloc(sizeof(*v));
@@ -688,85 +938,82 @@ static int tlVtabOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur) {
   return SQLITE_OK;
 }
 
-static void tlCursorClear(TlCursor *cur) {
-  int i;
-  for (i = 0; i < cur->nRow; i++)
-    sqlite3_free(cur->aRow[i].zSql);
-  sqlite3_free(cur->aRow);
-  cur->aRow = NULL;
-  cur->nRow = cur->iRow = 0;
-}
-
 static int tlVtabClose(sqlite3_vtab_cursor *pCur) {
-  tlCursorClear((TlCursor *)pCur);
   sqlite3_free(pCur);
   return SQLITE_OK;
 }
 
-/* Copies the row of c; nonzero if out of memory.  Holds tlRegMu. */
-static int tlSnapshot(TlConn *c, int64_t now, TlRow *r) {
+/* Copies the row of c.  The caller holds tlRegMu. */
+static void tlSnapshot(TlConn *c, int64_t now, TlRow *r) {
+  static const char *const azHooks[] = {"ok", "progress replaced",
+                                        "trace replaced", "replaced"};
   pthread_mutex_lock(&c->mu);
   r->id = c->id;
-  r->zState = c->bUnhooked ? "unhooked" : c->nStmt > 0 ? "running" : "idle";
-  r->zSql = c->zSql[0] ? sqlite3_mprintf("%s", c->zSql) : NULL;
+  r->zState = c->nStmt > 0 ? "running" : "idle";
+  r->zHooks = azHooks[c->bProgressGone + 2 * c->bTraceGone];
+  memcpy(r->zSql, c->zSql, strlen(c->zSql) + 1);
   r->elapsedMs = c->nStmt > 0 ? (now - c->startNs) / 1000000 : -1;
   r->limitMs = c->limitMs;
   r->opsLimit = c->opsLimit;
-  r->nStatements = c->nStatements;
+  r->nStatements = c->nSeq;
   r->nTimeouts = c->nTimeouts;
   r->nCancels = c->nCancels;
   r->bLocked = c->bLocked;
   pthread_mutex_unlock(&c->mu);
-  return c->zSql[0] && r->zSql == NULL;
-}
-
-static int tlRowCmp(const void *a, const void *b) {
-  int64_t x = ((const TlRow *)a)->id, y = ((const TlRow *)b)->id;
-  return (x > y) - (x < y);
 }
 
 /*
-** Takes a snapshot of every visible connection, in id order.  A locked
+** Copies the next batch of rows, in id order, after cur->lastId.  A locked
 ** connection sees only itself.
 */
-static int tlVtabFilter(sqlite3_vtab_cursor *pCur, int idxNum,
-                        const char *idxStr, int argc, sqlite3_value **argv) {
-  TlCursor *cur = (TlCursor *)pCur;
-  TlConn *self = ((TlVtab *)pCur->pVtab)->c;
+static void tlFillBatch(TlCursor *cur, TlConn *self) {
   int64_t now = tlNow();
-  int rc = SQLITE_OK, bLocked, i;
-  (void)idxNum;
-  (void)idxStr;
-  (void)argc;
-  (void)argv;
-  tlCursorClear(cur);
-  tlCheckHooks(self);
+  int bLocked;
+  TlConn *c;
+  cur->nRow = cur->iRow = 0;
   pthread_mutex_lock(&self->mu);
   bLocked = self->bLocked;
   pthread_mutex_unlock(&self->mu);
   pthread_mutex_lock(&tlRegMu);
-  cur->aRow = sqlite3_malloc64((sqlite3_uint64)tlCount * sizeof(TlRow));
-  if (cur->aRow == NULL) {
-    rc = SQLITE_NOMEM;
-  } else if (bLocked) {
-    rc = tlSnapshot(self, now, &cur->aRow[cur->nRow++]) ? SQLITE_NOMEM : 0;
+  if (bLocked) {
+    if (cur->lastId == 0) tlSnapshot(self, now, &cur->aRow[cur->nRow++]);
+    c = NULL;
   } else {
-    for (i = 0; i < TL_NBUCKET && rc == SQLITE_OK; i++) {
-      TlConn *c;
-      for (c = tlById[i]; c && rc == SQLITE_OK; c = c->pNextId) {
-        rc = tlSnapshot(c, now, &cur->aRow[cur->nRow++]) ? SQLITE_NOMEM : 0;
+    c = cur->lastId ? tlFindId(cur->lastId) : NULL;
+    if (c) {
+      c = c->pNext;
+    } else {
+      for (c = tlFirst; c && c->id <= cur->lastId; c = c->pNext) {
       }
     }
+    for (; c && cur->nRow < TL_BATCH; c = c->pNext) {
+      tlSnapshot(c, now, &cur->aRow[cur->nRow++]);
+    }
   }
+  cur->bLast = c == NULL;
+  if (cur->nRow > 0) cur->lastId = cur->aRow[cur->nRow - 1].id;
   pthread_mutex_unlock(&tlRegMu);
-  if (rc == SQLITE_OK) {
-    qsort(cur->aRow, (size_t)cur->nRow, sizeof(TlRow), tlRowCmp);
-  }
-  return rc;
+}
+
+static int tlVtabFilter(sqlite3_vtab_cursor *pCur, int idxNum,
+                        const char *idxStr, int argc, sqlite3_value **argv) {
+  TlCursor *cur = (TlCursor *)pCur;
+  TlConn *self = ((TlVtab *)pCur->pVtab)->c;
+  (void)idxNum;
+  (void)idxStr;
+  (void)argc;
+  (void)argv;
+  tlSeeCaller(self);
+  cur->lastId = 0;
+  tlFillBatch(cur, self);
+  return SQLITE_OK;
 }
 
 static int tlVtabNext(sqlite3_vtab_cursor *pCur) {
-  ((TlCursor *)pCur)->iRow++;
+  TlCursor *cur = (TlCursor *)pCur;
+  if (++cur->iRow == cur->nRow && !cur->bLast) {
+    tlFillBatch(cur, ((TlVtab *)pCur->pVtab)->c);
+  }
   return SQLITE_OK;
 }
 
@@ -787,7 +1034,7 @@ static int tlVtabColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx,
     sqlite3_result_text(ctx, r->zState, -1, SQLITE_STATIC);
     break;
   case TL_COL_SQL:
-    if (r->zSql) sqlite3_result_text(ctx, r->zSql, -1, SQLITE_TRANSIENT);
+    if (r->zSql[0]) sqlite3_result_text(ctx, r->zSql, -1, SQLITE_TRANSIENT);
     break;
   case TL_COL_ELAPSED:
     if (r->elapsedMs >= 0) sqlite3_result_int64(ctx, r->elapsedMs);
@@ -807,8 +1054,11 @@ static int tlVtabColumn(sqlite3_vtab_cursor *pCur, sqlite3_context *ctx,
   case TL_COL_CANCELS:
     sqlite3_result_int64(ctx, r->nCancels);
     break;
-  default:
+  case TL_COL_LOCKED:
     sqlite3_result_int(ctx, r->bLocked);
+    break;
+  default:
+    sqlite3_result_text(ctx, r->zHooks, -1, SQLITE_STATIC);
     break;
   }
   return SQLITE_OK;
@@ -841,7 +1091,6 @@ static const struct {
   int nArg;
   void (*xFunc)(sqlite3_context *, int, sqlite3_value **);
 } tlFuncs[] = {
-    /* The first one carries the destructor of the connection's state. */
     {"timelimit", 1, tlSqlLimit},
     {"timelimit", 0, tlSqlLimit},
     {"timelimit_ops", 1, tlSqlOps},
@@ -854,19 +1103,20 @@ static const struct {
 #define TL_NFUNC ((int)(sizeof(tlFuncs) / sizeof(tlFuncs[0])))
 
 /*
-** Creates the functions and the table on db.  On failure, deletes what it
-** created; deleting the first function frees c through its destructor (as
-** does a failure to create it).
+** Creates the functions and the table on db, each holding a reference to c
+** (SQLite calls the destructor also when a creation fails).  On failure,
+** deletes what it created.
 */
 static int tlCreateSql(sqlite3 *db, TlConn *c) {
   int rc = SQLITE_OK, i;
   for (i = 0; i < TL_NFUNC && rc == SQLITE_OK; i++) {
     rc = sqlite3_create_function_v2(
         db, tlFuncs[i].zName, tlFuncs[i].nArg, SQLITE_UTF8 | SQLITE_DIRECTONLY,
-        c, tlFuncs[i].xFunc, NULL, NULL, i == 0 ? tlDestroy : NULL);
+        tlRef(c), tlFuncs[i].xFunc, NULL, NULL, tlUnref);
   }
   if (rc == SQLITE_OK) {
-    rc = sqlite3_create_module_v2(db, "timelimit_activity", &tlModule, c, NULL);
+    rc = sqlite3_create_module_v2(db, "timelimit_activity", &tlModule,
+                                  tlRef(c), tlUnref);
     if (rc == SQLITE_OK) return SQLITE_OK;
     i = TL_NFUNC + 1;
   }
@@ -876,6 +1126,81 @@ static int tlCreateSql(sqlite3 *db, TlConn *c) {
   }
   return rc;
 }
+
+/*
+** True if db already has the extension's functions, registered by another
+** copy of this code (one linked statically, one loaded from a file), whose
+** state this copy cannot see.  A failed probe leaves an error code on the
+** connection, which sqlite3_open() would report for an auto extension: a
+** statement that prepares clears it.
+*/
+static int tlForeignCopy(sqlite3 *db) {
+  sqlite3_stmt *p = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT timelimit_id()", -1, &p, NULL);
+  sqlite3_finalize(p);
+  if (rc == SQLITE_OK) return 1;
+  p = NULL;
+  sqlite3_prepare_v2(db, "SELECT 1", -1, &p, NULL);
+  sqlite3_finalize(p);
+  return 0;
+}
+
+#ifndef SQLITE_CORE
+/*
+** The entries of the API table the loadable build calls, each with the
+** compile-time option that leaves it NULL.  A host whose SQLite lacks one
+** gets an error, not a crash.
+*/
+static int tlCheckApi(const sqlite3_api_routines *pApi, char **pzErrMsg) {
+#define TL_API(x, zWhy) {#x, pApi == NULL || pApi->x == NULL, zWhy}
+#define TL_API_AS(x, zName) {zName, pApi == NULL || pApi->x == NULL, ""}
+  const struct {
+    const char *zName;
+    int bMissing;
+    const char *zWhy;
+  } aNeed[] = {
+      TL_API(progress_handler, " (built with SQLITE_OMIT_PROGRESS_CALLBACK?)"),
+      TL_API(trace_v2, " (built with SQLITE_OMIT_TRACE?)"),
+      TL_API(create_function_v2, ""),
+      TL_API(create_module_v2, " (built with SQLITE_OMIT_VIRTUALTABLE?)"),
+      TL_API(declare_vtab, " (built with SQLITE_OMIT_VIRTUALTABLE?)"),
+      TL_API(vtab_config, " (built with SQLITE_OMIT_VIRTUALTABLE?)"),
+      TL_API(stmt_status, ""),
+      TL_API(stmt_busy, ""),
+      TL_API(stmt_readonly, ""),
+      TL_API(data_count, ""),
+      TL_API(next_stmt, ""),
+      TL_API(sql, ""),
+      TL_API(prepare_v2, ""),
+      TL_API(finalize, ""),
+      TL_API_AS(interruptx, "interrupt"),
+      TL_API(context_db_handle, ""),
+      TL_API(user_data, ""),
+      TL_API(malloc, ""),
+      TL_API(malloc64, ""),
+      TL_API(realloc64, ""),
+      TL_API(free, ""),
+      TL_API(mprintf, ""),
+      TL_API(vmprintf, ""),
+      TL_API(strnicmp, ""),
+      TL_API(errstr, ""),
+  };
+#undef TL_API
+#undef TL_API_AS
+  size_t i;
+  for (i = 0; i < sizeof(aNeed) / sizeof(aNeed[0]); i++) {
+    if (aNeed[i].bMissing) {
+      if (pzErrMsg && pApi && pApi->mprintf) {
+        *pzErrMsg = pApi->mprintf("timelimit: this SQLite lacks sqlite3_%s(), "
+                                  "which the extension needs%s",
+                                  aNeed[i].zName, aNeed[i].zWhy);
+      }
+      return SQLITE_ERROR;
+    }
+  }
+  return SQLITE_OK;
+}
+#endif
 
 /*
 ** The loadable build is compiled with -fvisibility=hidden: only the entry
@@ -890,6 +1215,9 @@ __attribute__((visibility("default")))
                                const sqlite3_api_routines *pApi) {
   TlConn *c;
   int rc;
+#ifndef SQLITE_CORE
+  if (tlCheckApi(pApi, pzErrMsg) != SQLITE_OK) return SQLITE_ERROR;
+#endif
   SQLITE_EXTENSION_INIT2(pApi);
   pthread_mutex_lock(&tlRegMu);
   c = tlFindDb(db);
@@ -897,6 +1225,14 @@ __attribute__((visibility("default")))
   if (c) {
     tlHook(c);
     return SQLITE_OK;
+  }
+  if (tlForeignCopy(db)) {
+    if (pzErrMsg) {
+      *pzErrMsg = sqlite3_mprintf("timelimit: already registered on this "
+                                  "connection by another copy of the "
+                                  "extension");
+    }
+    return SQLITE_ERROR;
   }
   c = sqlite3_malloc(sizeof(*c));
   if (c == NULL) return SQLITE_NOMEM;
@@ -908,19 +1244,21 @@ __attribute__((visibility("default")))
   c->db = db;
   c->aStmt = c->aInline;
   c->nAlloc = TL_NINLINE;
-  c->deadline = TL_NEVER;
-  c->tickEnd = TL_NEVER;
+  c->nRef = 1; /* This function's own, dropped below */
+  /* The hooks are not installed yet: tlUnref must not remove others'. */
+  c->bProgressGone = c->bTraceGone = 1;
+  pthread_mutex_lock(&tlRegMu);
   tlLink(c);
+  pthread_mutex_unlock(&tlRegMu);
   rc = tlCreateSql(db, c);
-  if (rc != SQLITE_OK) {
-    if (pzErrMsg) {
-      *pzErrMsg =
-          sqlite3_mprintf("timelimit: cannot register: %s", sqlite3_errstr(rc));
-    }
-    return rc;
+  if (rc == SQLITE_OK) {
+    tlHook(c);
+  } else if (pzErrMsg) {
+    *pzErrMsg =
+        sqlite3_mprintf("timelimit: cannot register: %s", sqlite3_errstr(rc));
   }
-  tlHook(c);
-  return SQLITE_OK;
+  tlUnref(c);
+  return rc;
 }
 
 /* ---- C API (timelimit.h) ---- */
@@ -1003,6 +1341,19 @@ int timelimit_id(sqlite3 *db, int64_t *pId) {
   return tlGetField(db, offsetof(TlConn, id), pId);
 }
 
+int timelimit_set_locked(sqlite3 *db, int64_t ms, int64_t nOps) {
+  TlConn *c;
+  if (db == NULL) return SQLITE_MISUSE;
+  if (ms < 0 || ms > TIMELIMIT_MAX_MS || nOps < 0) return SQLITE_RANGE;
+  c = tlAcquire(db);
+  if (c == NULL) return SQLITE_MISUSE;
+  c->limitMs = ms;
+  c->opsLimit = nOps;
+  c->bLocked = 1;
+  tlRelease(c);
+  return SQLITE_OK;
+}
+
 static int tlSetLock(sqlite3 *db, int bLocked) {
   TlConn *c = tlAcquire(db);
   if (c == NULL) return SQLITE_MISUSE;
@@ -1019,15 +1370,32 @@ int timelimit_unlock(sqlite3 *db) {
   return tlSetLock(db, 0);
 }
 
+/*
+** Marks the statements active on c for stopping at their next check, or,
+** if the host replaced the progress handler, stops the one statement c runs
+** with sqlite3_interrupt() when that is safe (see the header comment).  The
+** registry lock keeps the connection open for the whole call; c's lock
+** keeps its statements from starting or ending meanwhile.
+*/
 int timelimit_interrupt(int64_t id) {
   TlConn *c;
-  int bStopped = 0;
+  int i, bStopped = 0;
   pthread_mutex_lock(&tlRegMu);
   c = tlFindId(id);
   if (c) {
     pthread_mutex_lock(&c->mu);
-    if (c->nStmt > c->nExempt) {
-      atomic_store_explicit(&c->cancelRun, c->iRun, memory_order_relaxed);
+    if (!c->bProgressGone) {
+      for (i = 0; i < c->nStmt && c->aStmt[i].bExempt; i++) {
+      }
+      if (i < c->nStmt) {
+        atomic_store_explicit(&c->cancelSeq, c->nSeq, memory_order_relaxed);
+        bStopped = 1;
+      }
+    } else if (!c->bTraceGone && c->nStmt == 1 && !c->aStmt[0].bExempt &&
+               !c->aStmt[0].bRow) {
+      c->aStmt[0].zStop = tlCancel;
+      c->nCancels++;
+      sqlite3_interrupt(c->db);
       bStopped = 1;
     }
     pthread_mutex_unlock(&c->mu);

@@ -79,6 +79,14 @@ int timelimit_get_ops(sqlite3 *db, int64_t *pnOps);
 int timelimit_lock(sqlite3 *db);
 int timelimit_unlock(sqlite3 *db);
 
+/*
+** Sets both limits of db and locks it, in one step: what a host that pools
+** connections calls before it hands one to the next request's untrusted SQL,
+** whatever the last request's SQL did.  Fails with SQLITE_RANGE, changing
+** nothing, if either value is out of range.
+*/
+int timelimit_set_locked(sqlite3 *db, int64_t ms, int64_t nOps);
+
 /* Reads the id of db: unique in the process, never reused, at least 1. */
 int timelimit_id(sqlite3 *db, int64_t *pId);
 

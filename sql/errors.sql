@@ -11,7 +11,7 @@ SELECT timelimit(NULL);
 SELECT timelimit(2147483648);
 SELECT timelimit(x'00');
 SELECT timelimit_ops(-1);
-SELECT timelimit_ops(2.0);
+SELECT timelimit_ops(2.5);
 SELECT timelimit_interrupt(NULL);
 SELECT timelimit_interrupt('1');
 SELECT timelimit(1, 2);

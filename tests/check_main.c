@@ -49,6 +49,7 @@ void test_rmdir(const char *zDir) {
 int main(void) {
   int nFailed;
   SRunner *sr = srunner_create(timelimit_suite());
+  srunner_add_suite(sr, hostile_suite());
   srunner_add_suite(sr, sqlq_suite());
   srunner_run_all(sr, CK_NORMAL);
   nFailed = srunner_ntests_failed(sr);

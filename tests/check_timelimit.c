@@ -6,6 +6,7 @@
 */
 #include "tests.h"
 #include "timelimit.h"
+#include "tl_util.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -13,65 +14,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A query that never ends on its own. */
-static const char zForever[] =
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
-    "SELECT count(*) FROM c";
-
-/* The same, returning its rows one at a time. */
-static const char zForeverRows[] =
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
-    "SELECT x FROM c";
-
-/* A short query of 170014 VM steps: many progress handler checks. */
-static const char zShort[] =
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
-    "WHERE x<10000) SELECT count(*) FROM c";
-
-static sqlite3 *open_db(const char *zPath) {
-  sqlite3 *db = NULL;
-  ck_assert_int_eq(sqlite3_open(zPath, &db), SQLITE_OK);
-  ck_assert_int_eq(timelimit_register(db), SQLITE_OK);
-  return db;
-}
-
-/* Runs sql, which must succeed. */
-static void exec_ok(sqlite3 *db, const char *zSql) {
-  int rc = sqlite3_exec(db, zSql, NULL, NULL, NULL);
-  ck_assert_msg(rc == SQLITE_OK, "%s: %s", zSql, sqlite3_errmsg(db));
-}
-
-/* The integer in the first column of the first row of sql. */
-static int64_t query_int(sqlite3 *db, const char *zSql) {
-  sqlite3_stmt *pStmt;
-  int64_t v;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &pStmt, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(pStmt), SQLITE_ROW);
-  v = sqlite3_column_int64(pStmt, 0);
-  ck_assert_int_eq(sqlite3_finalize(pStmt), SQLITE_OK);
-  return v;
-}
-
-/* The text in the first column of the first row of sql, or "NULL". */
-static const char *query_text(sqlite3 *db, const char *zSql) {
-  static char zBuf[256];
-  sqlite3_stmt *pStmt;
-  const unsigned char *z;
-  ck_assert_int_eq(sqlite3_prepare_v2(db, zSql, -1, &pStmt, NULL), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_step(pStmt), SQLITE_ROW);
-  z = sqlite3_column_text(pStmt, 0);
-  snprintf(zBuf, sizeof(zBuf), "%s", z ? (const char *)z : "NULL");
-  ck_assert_int_eq(sqlite3_finalize(pStmt), SQLITE_OK);
-  return zBuf;
-}
-
-/* Runs sql, which must be stopped; returns how long it ran in ms. */
-static int64_t exec_stopped(sqlite3 *db, const char *zSql) {
-  int64_t t0 = test_now_ms();
-  ck_assert_int_eq(sqlite3_exec(db, zSql, NULL, NULL, NULL), SQLITE_INTERRUPT);
-  ck_assert_str_eq(sqlite3_errmsg(db), "interrupted");
-  return test_now_ms() - t0;
-}
 
 /* ---- limits ---- */
 
@@ -527,59 +469,6 @@ END_TEST
 
 /* ---- interrupt ---- */
 
-/* A connection that runs one query on its own thread. */
-typedef struct Runner Runner;
-struct Runner {
-  sqlite3 *db;         /* Its connection */
-  const char *zSql;    /* What it runs */
-  int rc;              /* What sqlite3_exec returned */
-  pthread_mutex_t mu;  /* Protects bStarted */
-  pthread_cond_t cond; /* Signalled when bStarted is set */
-  int bStarted;        /* The query is running */
-};
-
-/* SQL function started(): tells the test thread the query is running. */
-static void started_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  Runner *r = sqlite3_user_data(ctx);
-  (void)argc;
-  (void)argv;
-  pthread_mutex_lock(&r->mu);
-  r->bStarted = 1;
-  pthread_cond_signal(&r->cond);
-  pthread_mutex_unlock(&r->mu);
-  sqlite3_result_int(ctx, 1);
-}
-
-static void *runner_main(void *p) {
-  Runner *r = p;
-  r->rc = sqlite3_exec(r->db, r->zSql, NULL, NULL, NULL);
-  return NULL;
-}
-
-/* Starts r's query on a new thread and waits (at most 10 s) until it runs. */
-static void runner_start(Runner *r, pthread_t *pThread) {
-  struct timespec ts;
-  pthread_mutex_init(&r->mu, NULL);
-  pthread_cond_init(&r->cond, NULL);
-  r->bStarted = 0;
-  ck_assert_int_eq(sqlite3_create_function(r->db, "started", 0, SQLITE_UTF8, r,
-                                           started_func, NULL, NULL),
-                   SQLITE_OK);
-  ck_assert_int_eq(pthread_create(pThread, NULL, runner_main, r), 0);
-  clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += 10;
-  pthread_mutex_lock(&r->mu);
-  while (!r->bStarted) {
-    ck_assert_int_eq(pthread_cond_timedwait(&r->cond, &r->mu, &ts), 0);
-  }
-  pthread_mutex_unlock(&r->mu);
-}
-
-static void runner_join(Runner *r, pthread_t thread) {
-  ck_assert_int_eq(pthread_join(thread, NULL), 0);
-  pthread_mutex_destroy(&r->mu);
-  pthread_cond_destroy(&r->cond);
-}
 
 /*
 ** timelimit_interrupt(id) from another connection and thread stops the
@@ -690,34 +579,6 @@ START_TEST(test_direct_only) {
   ck_assert_int_ne(sqlite3_exec(db, "SELECT * FROM w", 0, 0, 0), SQLITE_OK);
   ck_assert_str_eq(sqlite3_errmsg(db),
                    "unsafe use of virtual table \"timelimit_activity\"");
-  sqlite3_close(db);
-}
-END_TEST
-
-static int host_progress(void *p) {
-  (void)p;
-  return 0;
-}
-
-/* A host that replaces the hooks shows up as 'unhooked'; register fixes it. */
-START_TEST(test_replaced_hooks_visible) {
-  sqlite3 *db = open_db(":memory:");
-  char zState[96];
-  int64_t id;
-  ck_assert_int_eq(timelimit_id(db, &id), SQLITE_OK);
-  snprintf(zState, sizeof(zState),
-           "SELECT state FROM timelimit_activity WHERE id=%lld", (long long)id);
-  sqlite3_progress_handler(db, 1000, host_progress, NULL);
-  exec_ok(db, zShort);
-  ck_assert_str_eq(query_text(db, zState), "unhooked");
-  ck_assert_int_eq(timelimit_register(db), SQLITE_OK);
-  ck_assert_str_eq(query_text(db, zState), "running");
-  exec_ok(db, "SELECT timelimit(20)");
-  exec_stopped(db, zForever);
-  sqlite3_trace_v2(db, 0, NULL, NULL);
-  ck_assert_str_eq(query_text(db, zState), "unhooked");
-  ck_assert_int_eq(timelimit_register(db), SQLITE_OK);
-  ck_assert_str_eq(query_text(db, zState), "running");
   sqlite3_close(db);
 }
 END_TEST
@@ -833,7 +694,6 @@ Suite *timelimit_suite(void) {
   tcase_add_test(tc, test_activity_rows);
   tcase_add_test(tc, test_register_twice_and_auto);
   tcase_add_test(tc, test_direct_only);
-  tcase_add_test(tc, test_replaced_hooks_visible);
   suite_add_tcase(s, tc);
 
   return s;

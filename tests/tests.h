@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 Suite *timelimit_suite(void);
+Suite *hostile_suite(void);
 Suite *sqlq_suite(void);
 
 /* Milliseconds of CLOCK_MONOTONIC. */

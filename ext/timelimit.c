@@ -153,6 +153,7 @@ struct TlConn {
   int64_t limitMs;        /* Time limit for new statements, 0=none (mu) */
   int64_t opsLimit;       /* Step budget for new statements, 0=none (mu) */
   int bLocked;            /* SQL may only lower limits (mu) */
+  int bHooked;            /* The hooks were installed once (owner) */
   int bProgressGone;      /* The progress handler was replaced (mu) */
   int bTraceGone;         /* The trace hook was replaced (mu) */
   const char *zReason;    /* Why the last statement stopped, or NULL (mu) */
@@ -320,19 +321,21 @@ static void tlDrop(TlConn *c, int i) {
   pthread_mutex_unlock(&c->mu);
 }
 
-/* Makes room for one more active statement; nonzero if out of memory. */
+/*
+** Makes room for one more active statement; nonzero if out of memory.  The
+** array is swapped under mu: an interrupter reads it under mu.
+*/
 static int tlGrow(TlConn *c) {
-  TlStmt *a;
+  TlStmt *a, *aOld = c->aStmt;
   int n = c->nAlloc * 2;
-  if (c->aStmt == c->aInline) {
-    a = sqlite3_malloc64((sqlite3_uint64)n * sizeof(TlStmt));
-    if (a) memcpy(a, c->aInline, sizeof(c->aInline));
-  } else {
-    a = sqlite3_realloc64(c->aStmt, (sqlite3_uint64)n * sizeof(TlStmt));
-  }
+  a = sqlite3_malloc64((sqlite3_uint64)n * sizeof(TlStmt));
   if (a == NULL) return 1;
+  pthread_mutex_lock(&c->mu);
+  memcpy(a, aOld, (size_t)c->nStmt * sizeof(TlStmt));
   c->aStmt = a;
   c->nAlloc = n;
+  pthread_mutex_unlock(&c->mu);
+  if (aOld != c->aInline) sqlite3_free(aOld);
   return 0;
 }
 
@@ -397,8 +400,7 @@ static void tlTrack(TlConn *c, sqlite3_stmt *pStmt, int64_t now,
 ** A statement starts, or a trigger program of a running one does (trace
 ** STMT).  The trace text of a statement is its own text, or "-- " and that
 ** text when it is nested in another; anything else (a trigger program
-** reports "-- TRIGGER name") belongs to a statement already running.  An
-** entry for the same statement is of a run that ended unseen.
+** reports "-- TRIGGER name") belongs to a statement already running.
 */
 static void tlStart(TlConn *c, sqlite3_stmt *pStmt, const char *zTrace) {
   const char *zSql = sqlite3_sql(pStmt);
@@ -408,7 +410,15 @@ static void tlStart(TlConn *c, sqlite3_stmt *pStmt, const char *zTrace) {
       (strncmp(zTrace, "-- ", 3) != 0 || strcmp(zTrace + 3, zSql) != 0)) {
     return;
   }
-  if ((i = tlIndexOf(c, pStmt)) >= 0) tlDrop(c, i);
+  if ((i = tlIndexOf(c, pStmt)) >= 0) {
+    /*
+    ** A foreign key action reports the statement's own text in the middle
+    ** of its run: a statement the trace hook saw start is still in the same
+    ** run (it reports every end).  One a check found may run anew.
+    */
+    if (!c->aStmt[i].bAdopted) return;
+    tlDrop(c, i);
+  }
   tlTrack(c, pStmt, tlNow(), 0);
 }
 
@@ -427,7 +437,7 @@ static void tlRow(TlConn *c, sqlite3_stmt *pStmt) {
 /*
 ** A statement ended (trace PROFILE).  One that ran a check period of steps
 ** without a single check of its own shows that the progress handler was
-** replaced.
+** replaced (a transaction end is never checked, so it shows nothing).
 */
 static void tlEnd(TlConn *c, sqlite3_stmt *pStmt) {
   int i = tlIndexOf(c, pStmt);
@@ -438,7 +448,7 @@ static void tlEnd(TlConn *c, sqlite3_stmt *pStmt) {
   steps = (unsigned)sqlite3_stmt_status(pStmt, SQLITE_STMTSTATUS_VM_STEP, 0) -
           s->steps0;
   pthread_mutex_lock(&c->mu);
-  if (s->nTick == 0 && !s->bAdopted &&
+  if (s->nTick == 0 && !s->bAdopted && !s->bExempt &&
       s->steps0 % TIMELIMIT_CHECK_STEPS + (uint64_t)steps >=
           TIMELIMIT_CHECK_STEPS) {
     c->bProgressGone = 1;
@@ -631,6 +641,7 @@ static void tlHook(TlConn *c) {
   sqlite3_trace_v2(c->db,
                    SQLITE_TRACE_STMT | SQLITE_TRACE_ROW | SQLITE_TRACE_PROFILE,
                    tlTrace, c);
+  c->bHooked = 1;
   pthread_mutex_lock(&c->mu);
   c->bProgressGone = 0;
   c->bTraceGone = 0;
@@ -640,7 +651,7 @@ static void tlHook(TlConn *c) {
 /*
 ** Drops one reference to c, held by one registration (a function or the
 ** table) or by the entry point while it registers.  The last one forgets the
-** connection, removes the hooks that still point at the state and frees it:
+** connection, removes the hooks and frees the state:
 ** the connection is closing, or the host deleted every registration.
 */
 static void tlUnref(void *p) {
@@ -651,8 +662,14 @@ static void tlUnref(void *p) {
   if (nRef == 0) tlUnlink(c);
   pthread_mutex_unlock(&tlRegMu);
   if (nRef > 0) return;
-  if (!c->bProgressGone) sqlite3_progress_handler(c->db, 0, NULL, NULL);
-  if (!c->bTraceGone) sqlite3_trace_v2(c->db, 0, NULL, NULL);
+  /*
+  ** Whatever the record says, a hook may still point here: remove both
+  ** (if the host had replaced them, its own go too).
+  */
+  if (c->bHooked) {
+    sqlite3_progress_handler(c->db, 0, NULL, NULL);
+    sqlite3_trace_v2(c->db, 0, NULL, NULL);
+  }
   if (c->aStmt != c->aInline) sqlite3_free(c->aStmt);
   pthread_mutex_destroy(&c->mu);
   sqlite3_free(c);
@@ -1245,8 +1262,6 @@ __attribute__((visibility("default")))
   c->aStmt = c->aInline;
   c->nAlloc = TL_NINLINE;
   c->nRef = 1; /* This function's own, dropped below */
-  /* The hooks are not installed yet: tlUnref must not remove others'. */
-  c->bProgressGone = c->bTraceGone = 1;
   pthread_mutex_lock(&tlRegMu);
   tlLink(c);
   pthread_mutex_unlock(&tlRegMu);

@@ -104,6 +104,35 @@ START_TEST(test_fts_hostile_name) {
 }
 END_TEST
 
+
+/*
+** A foreign key action reports its statement's text in the middle of the
+** run: it must not restart the statement's clock (found by review: 40
+** cascaded rows ran 953 ms under a 100 ms limit).
+*/
+START_TEST(test_fk_action_keeps_clock) {
+  sqlite3 *db = open_db(":memory:");
+  exec_ok(db, "PRAGMA foreign_keys=ON;"
+              "CREATE TABLE p(id INTEGER PRIMARY KEY);"
+              "CREATE TABLE ch(pid REFERENCES p(id) ON DELETE CASCADE);"
+              "CREATE TABLE junk(x);"
+              "CREATE TRIGGER t BEFORE DELETE ON p BEGIN INSERT INTO junk "
+              "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+              "WHERE x<50000) SELECT count(*) FROM c; END;"
+              "INSERT INTO p WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+              "SELECT x+1 FROM c WHERE x<200) SELECT x FROM c;"
+              "INSERT INTO ch SELECT id FROM p;");
+  ck_assert_int_eq(timelimit_set_limit(db, 100), SQLITE_OK);
+  ck_assert_int_lt(exec_stopped(db, "DELETE FROM p"), 2000 * test_slowdown());
+  ck_assert_str_eq(timelimit_reason(db), "deadline");
+  ck_assert_int_eq(timelimit_set_limit(db, 0), SQLITE_OK);
+  ck_assert_int_eq(timelimit_set_ops(db, 2000000), SQLITE_OK);
+  exec_stopped(db, "DELETE FROM p");
+  ck_assert_str_eq(timelimit_reason(db), "ops");
+  sqlite3_close(db);
+}
+END_TEST
+
 /* ---- the schema may not call the functions ---- */
 
 /* A stand-in for the extension's functions, to build hostile files. */
@@ -393,6 +422,98 @@ START_TEST(test_replaced_hooks_column) {
 }
 END_TEST
 
+
+/*
+** A reused prepared COMMIT (about 3 steps a run, its counter crossing
+** multiples of 1000 unchecked) is no sign of a replaced progress handler;
+** deleting the registrations frees nothing that a hook still uses (a use
+** after free in review).
+*/
+START_TEST(test_cached_commit_keeps_hooks) {
+  sqlite3 *db = open_db(":memory:");
+  sqlite3_stmt *aStmt[3];
+  static const char *const azSql[3] = {"BEGIN", "INSERT INTO t VALUES(1)",
+                                       "COMMIT"};
+  int i, j;
+  exec_ok(db, "CREATE TABLE t(x)");
+  for (j = 0; j < 3; j++)
+    ck_assert_int_eq(sqlite3_prepare_v2(db, azSql[j], -1, &aStmt[j], 0), 0);
+  for (i = 0; i < 400; i++) {
+    for (j = 0; j < 3; j++) {
+      ck_assert_int_eq(sqlite3_step(aStmt[j]), SQLITE_DONE);
+      sqlite3_reset(aStmt[j]);
+    }
+  }
+  ck_assert_str_eq(hooks_of(db), "ok running");
+  for (j = 0; j < 3; j++)
+    sqlite3_finalize(aStmt[j]);
+  ck_assert_int_eq(timelimit_set_ops(db, 100000), SQLITE_OK);
+  exec_stopped(db, zForever);
+  /* The host deletes every registration: the hooks go with the state. */
+  for (j = 0; j < 2; j++) {
+    static const char *const azFunc[] = {"timelimit", "timelimit_ops"};
+    sqlite3_create_function(db, azFunc[j], 1, SQLITE_UTF8, 0, 0, 0, 0);
+    sqlite3_create_function(db, azFunc[j], 0, SQLITE_UTF8, 0, 0, 0, 0);
+  }
+  sqlite3_create_function(db, "timelimit_lock", 0, SQLITE_UTF8, 0, 0, 0, 0);
+  sqlite3_create_function(db, "timelimit_id", 0, SQLITE_UTF8, 0, 0, 0, 0);
+  sqlite3_create_function(db, "timelimit_interrupt", 1, SQLITE_UTF8, 0, 0, 0,
+                          0);
+  sqlite3_create_function(db, "timelimit_reason", 0, SQLITE_UTF8, 0, 0, 0, 0);
+  ck_assert_int_eq(sqlite3_drop_modules(db, NULL), SQLITE_OK);
+  /* SQLite disconnects the table read above at the next statement. */
+  exec_ok(db, "SELECT 1");
+  ck_assert_int_eq(timelimit_set_limit(db, 1), SQLITE_MISUSE);
+  exec_ok(db, zShort);
+  sqlite3_close(db);
+}
+END_TEST
+
+enum { MANY_ROUNDS = 300, MANY_STMTS = 40 };
+
+static atomic_int bManyDone;
+static atomic_llong manyId;
+
+/* Keeps MANY_STMTS statements between rows at once, round after round. */
+static void *many_main(void *p) {
+  int r, i;
+  (void)p;
+  for (r = 0; r < MANY_ROUNDS; r++) {
+    sqlite3 *db;
+    sqlite3_stmt *aStmt[MANY_STMTS];
+    int64_t id;
+    sqlite3_open(":memory:", &db);
+    timelimit_register(db);
+    timelimit_id(db, &id);
+    atomic_store(&manyId, id);
+    for (i = 0; i < MANY_STMTS; i++) {
+      sqlite3_prepare_v2(db, "VALUES(1),(2)", -1, &aStmt[i], NULL);
+      sqlite3_step(aStmt[i]);
+    }
+    for (i = 0; i < MANY_STMTS; i++)
+      sqlite3_finalize(aStmt[i]);
+    sqlite3_close(db);
+  }
+  atomic_store(&bManyDone, 1);
+  return NULL;
+}
+
+/*
+** Interrupts by id while the target grows its record of active statements
+** past the inline entries (ThreadSanitizer and AddressSanitizer saw the
+** array reallocated under a reader in review).
+*/
+START_TEST(test_interrupt_while_growing) {
+  pthread_t thread;
+  atomic_store(&bManyDone, 0);
+  atomic_store(&manyId, 0);
+  ck_assert_int_eq(pthread_create(&thread, NULL, many_main, NULL), 0);
+  while (!atomic_load(&bManyDone))
+    timelimit_interrupt(atomic_load(&manyId));
+  ck_assert_int_eq(pthread_join(thread, NULL), 0);
+}
+END_TEST
+
 /* ---- lifetime of the state ---- */
 
 /*
@@ -600,6 +721,7 @@ Suite *hostile_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_nested_end_line_keeps_limits);
   tcase_add_test(tc, test_fts_hostile_name);
+  tcase_add_test(tc, test_fk_action_keeps_clock);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("schema");
@@ -619,6 +741,8 @@ Suite *hostile_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_replaced_hooks_column);
   tcase_add_test(tc, test_replaced_function_keeps_state);
+  tcase_add_test(tc, test_cached_commit_keeps_hooks);
+  tcase_add_test(tc, test_interrupt_while_growing);
   tcase_add_test(tc, test_load_over_static_copy);
   tcase_add_test(tc, test_load_without_progress_handler);
   suite_add_tcase(s, tc);

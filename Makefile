@@ -7,6 +7,8 @@
 #   make sanitize        the C tests under ASan+UBSan, then under TSan
 #   make valgrind        the C tests under valgrind
 #   make bench           the benchmarks (tests/bench/)
+#   make fuzz            the libFuzzer harness of the extension for FUZZ_TIME
+#                        seconds (default 60), from tests/fuzz_corpus
 #   make demo            sql/demo.sql in the sqlite3 shell, then the sqlq demo
 #   make install PREFIX=/usr/local DESTDIR=
 #   make uninstall, make clean
@@ -36,6 +38,9 @@ DEPS_BUILD = gcc make pkg-config libsqlite3-dev
 DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3 python3-apsw python3-aiosqlite \
   sqlite-utils
 DEPS_DEMO = $(DEPS_BUILD) sqlite3
+DEPS_FUZZ = $(DEPS_BUILD) clang libclang-rt-14-dev
+FUZZ_CC ?= clang
+FUZZ_TIME ?= 60
 
 SQLITE_CFLAGS = $(shell $(PKG_CONFIG) --cflags sqlite3)
 SQLITE_LIBS = $(shell $(PKG_CONFIG) --libs sqlite3)
@@ -186,6 +191,24 @@ valgrind:
 	TIMELIMIT_SO=$(CHECK_SO) CK_FORK=no CK_TIMEOUT_MULTIPLIER=20 valgrind --error-exitcode=1 \
 	  --leak-check=full --errors-for-leak-kinds=definite $(CHECK_BIN)
 
+# The fuzzer adds what it finds to a scratch corpus (the committed seeds stay
+# as they are) and leaves a crashing input in $(BUILD)/fuzz/.
+FUZZ_BIN = $(BUILD)/fuzz/fuzz_timelimit
+fuzz:
+	@scripts/deps.sh $(DEPS_FUZZ)
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	d=$$(mktemp -d) && $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) \
+	  -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ $$d \
+	  tests/fuzz_corpus > $$d/log 2>&1; rc=$$?; tail -25 $$d/log; \
+	  rm -rf $$d; exit $$rc
+
+$(FUZZ_BIN): tests/fuzz_timelimit.c ext/timelimit.c ext/timelimit.h
+	mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all -std=c11 -D_POSIX_C_SOURCE=200809L -Wall \
+	  -Wextra -Werror -DSQLITE_CORE -Iext $(SQLITE_CFLAGS) -o $@ \
+	  tests/fuzz_timelimit.c ext/timelimit.c $(SQLITE_LIBS) -lm -pthread
+
 bench:
 	@scripts/deps.sh $(DEPS_BUILD)
 	@$(MAKE) --no-print-directory $(BENCH_BINS)
@@ -244,5 +267,5 @@ uninstall:
 clean:
 	rm -rf build $(EXT_SO)
 
-.PHONY: all test demo sanitize valgrind bench test-c test-sql test-python \
+.PHONY: all test demo sanitize valgrind bench fuzz test-c test-sql test-python \
   test-clients test-example test-install install uninstall clean

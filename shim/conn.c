@@ -22,7 +22,12 @@
 **
 ** An authorizer notes the transaction-control statements (BEGIN, COMMIT,
 ** SAVEPOINT, ...) a task prepares, and refuses them inside a transactional
-** task or an SQL read: SQLite's parser finds them, not ours.
+** task or an SQL read: SQLite's parser finds them, not ours.  It also
+** refuses, in a read, what would change the connection for later tasks (a
+** PRAGMA that sets a value, ATTACH, DETACH); PRAGMA table_info(t) and the
+** like, whose argument names what they read, stay allowed.  Every connection is locked
+** (timelimit_lock) and each task gets the handle's limits again, so no
+** task's SQL changes the limits of the next.
 */
 #include "sqlq_int.h"
 #include "timelimit.h"
@@ -41,17 +46,20 @@ struct CacheEntry {
   sqlite3_stmt *pStmt; /* Its prepared statement */
   uint64_t lastUse;    /* Value of useClock at its last use */
   int bTxn;            /* It is a transaction-control statement */
+  int bState;          /* It changes the connection (PRAGMA x = v, ATTACH) */
 };
 
 struct sqlq__conn {
   sqlite3 *db;                   /* The connection */
   int64_t tlid;                  /* Its timelimit id */
-  int64_t limitMs;               /* Time limit set on it now */
   int bWriter;                   /* The writer's connection (reads run on it for
                                     ":memory:") */
   int bGuard;                    /* Refuse transaction control now */
   int bSawTxn;                   /* The authorizer saw transaction control */
   int bDenied;                   /* It refused some in the current task */
+  int bReadOnly;                 /* Refuse changes of the connection now */
+  int bSawState;                 /* The authorizer saw such a change */
+  int bStateDenied;              /* It refused one in the current task */
   uint64_t useClock;             /* Counts cache lookups */
   CacheEntry aCache[CACHE_SIZE]; /* Statement cache */
 };
@@ -65,6 +73,22 @@ int64_t sqlq__conn_tlid(sqlq__conn *c) {
 }
 
 /*
+** True if the PRAGMA named z takes an argument that names what it reads
+** (PRAGMA table_info(t)) rather than a value it sets.
+*/
+static int isQueryPragma(const char *z) {
+  static const char *const azQuery[] = {
+      "foreign_key_check", "foreign_key_list", "index_info",   "index_list",
+      "index_xinfo",       "integrity_check",  "quick_check",  "table_info",
+      "table_list",        "table_xinfo"};
+  size_t i;
+  for (i = 0; i < sizeof(azQuery) / sizeof(azQuery[0]); i++) {
+    if (sqlite3_stricmp(z, azQuery[i]) == 0) return 1;
+  }
+  return 0;
+}
+
+/*
 ** The authorizer: notes transaction control (BEGIN, COMMIT, END, ROLLBACK,
 ** SAVEPOINT, RELEASE) and refuses it while the guard is up.
 */
@@ -72,7 +96,6 @@ static int authorize(void *p, int op, const char *z1, const char *z2,
                      const char *z3, const char *z4) {
   sqlq__conn *c = p;
   (void)z1;
-  (void)z2;
   (void)z3;
   (void)z4;
   if (op == SQLITE_TRANSACTION || op == SQLITE_SAVEPOINT) {
@@ -82,8 +105,21 @@ static int authorize(void *p, int op, const char *z1, const char *z2,
       return SQLITE_DENY;
     }
   }
+  if ((op == SQLITE_PRAGMA && z2 != NULL && !isQueryPragma(z1)) ||
+      op == SQLITE_ATTACH || op == SQLITE_DETACH) {
+    c->bSawState = 1;
+    if (c->bReadOnly) {
+      c->bStateDenied = 1;
+      return SQLITE_DENY;
+    }
+  }
   return SQLITE_OK;
 }
+
+/* The message of a read that tried to change its connection. */
+static const char zStateDenied[] =
+    "a read may not change its connection (a PRAGMA that sets a value, "
+    "ATTACH, DETACH)";
 
 int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
                     sqlq__conn **ppConn, char **pzErr) {
@@ -104,6 +140,7 @@ int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
   if (rc == SQLITE_OK) rc = sqlite3_extended_result_codes(c->db, 1);
   if (rc == SQLITE_OK) rc = timelimit_register(c->db);
   if (rc == SQLITE_OK) rc = timelimit_id(c->db, &c->tlid);
+  if (rc == SQLITE_OK) rc = timelimit_lock(c->db);
   if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, BUSY_TIMEOUT);
   if (rc == SQLITE_OK) rc = sqlite3_set_authorizer(c->db, authorize, c);
   if (rc == SQLITE_OK && eRole == SQLQ__WRITER) {
@@ -170,17 +207,27 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
         sqlq__result_fail(res, SQLQ_ETXNCTL, NULL);
         return NULL;
       }
+      if (e->bState && c->bReadOnly) {
+        c->bStateDenied = 1;
+        sqlq__result_fail(res, SQLQ_EINVAL, zStateDenied);
+        return NULL;
+      }
       e->lastUse = c->useClock;
       return e->pStmt;
     }
     if (e->lastUse < victim->lastUse) victim = e;
   }
-  c->bSawTxn = 0;
+  c->bSawTxn = c->bSawState = 0;
   rc = sqlite3_prepare_v3(c->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &pStmt,
                           &zTail);
   if (rc != SQLITE_OK) {
-    sqlq__result_fail(res, c->bDenied ? SQLQ_ETXNCTL : rc,
-                      c->bDenied ? NULL : sqlite3_errmsg(c->db));
+    if (c->bDenied) {
+      sqlq__result_fail(res, SQLQ_ETXNCTL, NULL);
+    } else if (c->bStateDenied) {
+      sqlq__result_fail(res, SQLQ_EINVAL, zStateDenied);
+    } else {
+      sqlq__result_fail(res, rc, sqlite3_errmsg(c->db));
+    }
     return NULL;
   }
   if (pStmt == NULL) {
@@ -212,6 +259,7 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
   victim->pStmt = pStmt;
   victim->lastUse = c->useClock;
   victim->bTxn = c->bSawTxn;
+  victim->bState = c->bSawState;
   return pStmt;
 }
 
@@ -270,11 +318,13 @@ static int bindParams(sqlite3_stmt *pStmt, const sqlq_value *a, int n,
   return 0;
 }
 
-/* Sets the time limit of c for the statements of the next task. */
+/*
+** Sets the time limit of c for the statements of the next task, every time:
+** SQL of the last task may have lowered it.  (Its step budget goes back to
+** none when the last task leaves: sqlq.c, leaveLocked.)
+*/
 static void setLimit(sqlq__conn *c, int64_t ms) {
-  if (c->limitMs != ms && timelimit_set_limit(c->db, ms) == SQLITE_OK) {
-    c->limitMs = ms;
-  }
+  timelimit_set_limit(c->db, ms);
 }
 
 /*
@@ -285,6 +335,10 @@ static void setLimit(sqlq__conn *c, int64_t ms) {
 static void failWith(sqlq__conn *c, sqlq__task *t, int rc) {
   if (c->bDenied) {
     sqlq__result_fail(t->res, SQLQ_ETXNCTL, NULL);
+    return;
+  }
+  if (c->bStateDenied) {
+    sqlq__result_fail(t->res, SQLQ_EINVAL, zStateDenied);
     return;
   }
   if ((rc & 0xff) == SQLITE_INTERRUPT) {
@@ -599,16 +653,18 @@ static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
   }
   if (t->call.max_rows > 0 && t->call.max_rows < cap) cap = t->call.max_rows;
   setLimit(c, ms);
-  c->bDenied = 0;
+  c->bDenied = c->bStateDenied = 0;
   if (t->call.kind == SQLQ_READ_FN) {
     /* On the writer (":memory:"), a read function must not write either. */
     if (c->bWriter) execControl(c, "PRAGMA query_only=1");
+    c->bReadOnly = 1;
     checkClosedTxn(t, c->db, runFn(c, t, c->db));
+    c->bReadOnly = 0;
     if (c->bWriter) execControl(c, "PRAGMA query_only=0");
   } else {
-    c->bGuard = 1;
+    c->bGuard = c->bReadOnly = 1;
     runStatement(c, t, cap);
-    c->bGuard = 0;
+    c->bGuard = c->bReadOnly = 0;
   }
 }
 

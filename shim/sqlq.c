@@ -387,10 +387,12 @@ int sqlq__task_move(sqlq__task *t, sqlq__conn *c) {
 /* sqlq__task_leave() with the mutex held. */
 static void leaveLocked(sqlq *q, sqlq__task *t) {
   histAdd(q->aRunHist, nowNs() - t->startNs);
+  /*
+  ** The connection's next task starts with no step budget, whatever this
+  ** one's SQL or sqlq_cancel() (a budget of 1) set.
+  */
+  timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
   if (atomic_load(&t->bCanceled)) {
-    /* sqlq_cancel() set the budget to 1; the connection's next task must
-    ** not inherit it. */
-    timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
     /* It returned 0, so a read canceled as it finished reports the cancel;
     ** a write keeps its status: it may be committed already. */
     if (!isWrite(t->call.kind) && sqlq_result_status(t->res) == 0) {

@@ -640,7 +640,7 @@ START_TEST(test_activity_while_running) {
   int i;
   atomic_store(&bStopChurn, 0);
   ck_assert_int_eq(pthread_create(&thread, NULL, churn_main, busy), 0);
-  for (i = 0; i < 300; i++) {
+  for (i = 0; i < 5000; i++) {
     ck_assert_int_ge(
         query_int(db, "SELECT count(*) FROM timelimit_activity"), 2);
   }

@@ -1575,6 +1575,70 @@ START_TEST(test_exec_waits_for_room) {
 }
 END_TEST
 
+/*
+** One read's SQL does not change what the next read gets: a limit it lifts
+** or a budget it sets stays with it (issue 8: SELECT timelimit(0) removed
+** the read limit for every later read on that reader).
+*/
+START_TEST(test_read_cannot_change_next) {
+  sqlq_options o = {0};
+  sqlq *q;
+  int i;
+  o.read_timeout_ms = 200 * test_slowdown();
+  o.readers = 1;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(0)"), SQLITE_ERROR);
+  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(600000)"),
+                   SQLITE_ERROR);
+  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(1)"), 0);
+  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit_ops(2000)"), 0);
+  /* The next reads have the handle's limit again, and no budget. */
+  ck_assert_int_eq(read_int(q, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+                               "SELECT x+1 FROM c WHERE x<10000) "
+                               "SELECT count(*) FROM c"),
+                   10000);
+  for (i = 0; i < 2; i++)
+    ck_assert_int_eq(run(q, SQLQ_READ, zForever), SQLQ_ETIMEOUT);
+  closeq(q);
+}
+END_TEST
+
+/*
+** A read may not change its connection: a PRAGMA that sets a value, ATTACH
+** and DETACH are refused (on ":memory:" a READ of PRAGMA query_only = 1 made
+** every later write fail).
+*/
+START_TEST(test_read_cannot_change_connection) {
+  static const char *const azSql[] = {
+      "PRAGMA query_only = 1", "PRAGMA foreign_keys = ON",
+      "ATTACH ':memory:' AS other", "DETACH main"};
+  sqlq *q;
+  int i, j;
+  for (j = 0; j < 2; j++) {
+    q = openq(j ? ":memory:" : NULL, NULL);
+    ck_assert_int_eq(run(q, SQLQ_WRITE, "CREATE TABLE t(v)"), 0);
+    for (i = 0; i < 4; i++) {
+      sqlq_call c = {0};
+      sqlq_result *r = NULL;
+      c.kind = SQLQ_READ;
+      c.sql = azSql[i];
+      ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EINVAL);
+      ck_assert_str_eq(sqlq_result_error(r),
+                       "a read may not change its connection (a PRAGMA "
+                       "that sets a value, ATTACH, DETACH)");
+      sqlq_result_free(r);
+    }
+    ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES(1)"), 0);
+    ck_assert_int_eq(read_int(q, "PRAGMA foreign_keys"), 0);
+    ck_assert_int_eq(read_int(q, "SELECT count(*) FROM pragma_table_info('t')"),
+                     1);
+    ck_assert_int_eq(run(q, SQLQ_READ, "PRAGMA table_info(t)"), 0);
+    ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 1);
+    closeq(q);
+  }
+}
+END_TEST
+
 Suite *sqlq_suite(void) {
   Suite *s = suite_create("sqlq");
   TCase *tc;
@@ -1596,6 +1660,8 @@ Suite *sqlq_suite(void) {
   suite_add_tcase(s, tc);
 
   tc = tcase_create("limits");
+  tcase_add_test(tc, test_read_cannot_change_next);
+  tcase_add_test(tc, test_read_cannot_change_connection);
   tcase_set_timeout(tc, 10);
   tcase_add_test(tc, test_read_time_limit);
   tcase_add_test(tc, test_row_cap);

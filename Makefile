@@ -75,6 +75,7 @@ CHECK_SRC = tests/check_main.c tests/check_timelimit.c tests/check_hostile.c \
 CHECK_HDR = tests/tests.h tests/tl_util.h ext/timelimit.h shim/sqlq.h
 STRESS_BIN = $(BUILD)/stress_sqlq
 CRASH_BIN = $(BUILD)/crash_sqlq
+FAULT_BIN = $(BUILD)/fault_sqlq
 EXAMPLE_BIN = $(BUILD)/http_server
 DEMO_BIN = $(BUILD)/demo
 BENCH_BINS = $(BUILD)/bench_timelimit $(BUILD)/bench_sqlq
@@ -147,6 +148,12 @@ $(CRASH_BIN): tests/crash_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/crash_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
+# The library's own allocations go through wrappers that the sweep can fail.
+$(FAULT_BIN): tests/fault_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/fault_sqlq.c $(SQLQ_LIB) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS) \
+	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
+
 $(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/http_server.c \
 	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
@@ -217,10 +224,12 @@ bench:
 
 # Slow sanitizer builds get more time per Check test; test files go under
 # BUILD, so a failed test leaves nothing in the source tree.
-test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN)
+test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN) $(FAULT_BIN)
 	mkdir -p $(BUILD)/tmp
 	TMPDIR=$(BUILD)/tmp TIMELIMIT_SO=$(CHECK_SO) CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
+	d=$$(mktemp -d) && $(FAULT_BIN) $$d lib && $(FAULT_BIN) $$d sqlite; \
+	  rc=$$?; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \
 	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \
 	  rm -rf $$d; exit $$rc

@@ -37,7 +37,6 @@
 #include <string.h>
 
 #define CACHE_SIZE 64     /* Prepared statements kept per connection */
-#define BUSY_TIMEOUT 5000 /* ms: only other processes can hold locks */
 
 typedef struct CacheEntry CacheEntry;
 struct CacheEntry {
@@ -141,13 +140,15 @@ int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
   if (rc == SQLITE_OK) rc = timelimit_register(c->db);
   if (rc == SQLITE_OK) rc = timelimit_id(c->db, &c->tlid);
   if (rc == SQLITE_OK) rc = timelimit_lock(c->db);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, BUSY_TIMEOUT);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
   if (rc == SQLITE_OK) rc = sqlite3_set_authorizer(c->db, authorize, c);
-  if (rc == SQLITE_OK && eRole == SQLQ__WRITER) {
+  if (rc == SQLITE_OK && eRole != SQLQ__READER) {
     char zPragma[64];
     snprintf(zPragma, sizeof(zPragma), "PRAGMA synchronous=%d", o->synchronous);
     rc = sqlite3_exec(c->db, zPragma, NULL, NULL, NULL);
-    if (rc == SQLITE_OK && strcmp(zPath, ":memory:") != 0) {
+  }
+  if (rc == SQLITE_OK && eRole == SQLQ__WRITER) {
+    if (strcmp(zPath, ":memory:") != 0) {
       rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     }
   }
@@ -265,15 +266,34 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
 
 /*
 ** Runs one of the writer's own statements (BEGIN IMMEDIATE, COMMIT,
-** SAVEPOINT, ...) through the cache.  Returns its SQLite code.
+** SAVEPOINT, ...) through the cache.  Returns its SQLite code; if the
+** library itself ran out of memory preparing it (SQLite saw no error),
+** SQLITE_NOMEM: the statement did not run.
 */
 static int execControl(sqlq__conn *c, const char *zSql) {
   sqlite3_stmt *pStmt = prepareCached(c, zSql, NULL);
   int rc;
-  if (pStmt == NULL) return sqlite3_errcode(c->db);
+  if (pStmt == NULL) {
+    rc = sqlite3_errcode(c->db);
+    return rc != SQLITE_OK ? rc : SQLITE_NOMEM;
+  }
   rc = sqlite3_step(pStmt);
   sqlite3_reset(pStmt);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/*
+** Ends the open transaction of c, if any, by rolling it back; returns
+** nonzero if c is still inside one (then nothing may run on it until a
+** later call succeeds).  Tries the cached ROLLBACK, then one prepared anew.
+*/
+static int rollbackAll(sqlq__conn *c) {
+  if (sqlite3_get_autocommit(c->db)) return 0;
+  execControl(c, "ROLLBACK");
+  if (!sqlite3_get_autocommit(c->db)) {
+    sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+  }
+  return !sqlite3_get_autocommit(c->db);
 }
 
 /* Binds n values to pStmt; on failure fills res and returns nonzero. */
@@ -352,7 +372,10 @@ static void failWith(sqlq__conn *c, sqlq__task *t, int rc) {
       return;
     }
   }
-  sqlq__result_fail(t->res, rc, sqlite3_errmsg(c->db));
+  /* An fn may return an error SQLite did not see: then the code's text. */
+  sqlq__result_fail(t->res, rc,
+                    sqlite3_errcode(c->db) != SQLITE_OK ? sqlite3_errmsg(c->db)
+                                                        : NULL);
 }
 
 /*
@@ -478,17 +501,48 @@ static int runWriteBody(sqlq__conn *c, sqlq__task *t) {
 }
 
 /* Fails t and rolls back if it left a transaction open on db. */
-static int checkClosedTxn(sqlq__task *t, sqlite3 *db, int rc) {
-  if (!sqlite3_get_autocommit(db)) {
-    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+static int checkClosedTxn(sqlq__task *t, sqlq__conn *c, int rc) {
+  if (!sqlite3_get_autocommit(c->db)) {
+    int bStuck = rollbackAll(c);
     if (rc == SQLITE_OK) {
       sqlq__result_fail(t->res, SQLITE_ERROR,
-                        "the task left a transaction open; it was rolled "
-                        "back");
+                        bStuck ? "the task left a transaction open, and it "
+                                 "could not be rolled back yet"
+                               : "the task left a transaction open; it was "
+                                 "rolled back");
       rc = SQLITE_ERROR;
     }
   }
   return rc;
+}
+
+/*
+** Runs a WRITE_FN task's fn on c inside BEGIN IMMEDIATE ... COMMIT, with
+** transaction control refused, as a WRITE_FN runs in a group commit.
+*/
+static void runFnInTxn(sqlq__conn *c, sqlq__task *t) {
+  int rc = execControl(c, "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) {
+    sqlq__result_fail(t->res, rc, sqlite3_errstr(rc));
+    rollbackAll(c);
+    return;
+  }
+  c->bGuard = 1;
+  c->bDenied = 0;
+  rc = runFn(c, t, c->db);
+  c->bGuard = 0;
+  if (rc == SQLITE_OK && sqlite3_get_autocommit(c->db)) {
+    sqlq__result_fail(t->res, SQLITE_ABORT,
+                      "the task ended the transaction, which was rolled back");
+  } else if (rc == SQLITE_OK) {
+    rc = execControl(c, "COMMIT");
+    if (rc != SQLITE_OK) {
+      sqlq__result_fail(t->res, rc, sqlite3_errstr(rc));
+      rollbackAll(c);
+    }
+  } else {
+    rollbackAll(c);
+  }
 }
 
 /*
@@ -507,8 +561,10 @@ static void runIsolated(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   }
   if (sqlq__task_move(t, iso)) {
     sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
+  } else if (t->call.flags & SQLQ_NO_TRANSACTION) {
+    checkClosedTxn(t, iso, runFn(iso, t, iso->db));
   } else {
-    checkClosedTxn(t, iso->db, runFn(iso, t, iso->db));
+    runFnInTxn(iso, t);
   }
   sqlq__task_move(t, c);
   sqlq__conn_close(iso);
@@ -526,12 +582,16 @@ static int64_t writeLimit(const sqlq__task *t, const sqlq_options *o) {
 /*
 ** Runs one task of a batch inside the open transaction, in a savepoint if
 ** bSavepoint.  Returns SQLITE_OK, or an error with t's result failed; if
-** the error ended the transaction, sqlite3_get_autocommit() says so.
+** the error ended the transaction, sqlite3_get_autocommit() says so.  If
+** the savepoint could not be released or rolled back, the transaction can
+** no longer be trusted: it is rolled back, and *pbRerun is set when t had
+** succeeded (it must run again with the others).
 */
 static int runInBatch(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
-                      int bSavepoint) {
+                      int bSavepoint, int *pbRerun) {
   int64_t nBefore = sqlite3_total_changes64(c->db);
   int rc;
+  *pbRerun = 0;
   sqlq__result_clear_rows(t->res);
   if (sqlq__task_enter(t, c)) {
     sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
@@ -549,12 +609,21 @@ static int runInBatch(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   }
   sqlq__task_leave(t);
   if (rc == SQLITE_OK) {
-    if (bSavepoint) execControl(c, "RELEASE sqlq_task");
+    /* (A task that ended the transaction has no savepoint left.) */
+    if (bSavepoint && !sqlite3_get_autocommit(c->db) &&
+        execControl(c, "RELEASE sqlq_task") != SQLITE_OK) {
+      rollbackAll(c);
+      *pbRerun = 1;
+      return rc;
+    }
     sqlq__result_set_changes(t->res, sqlite3_total_changes64(c->db) - nBefore,
                              sqlite3_last_insert_rowid(c->db));
   } else if (bSavepoint && !sqlite3_get_autocommit(c->db)) {
-    execControl(c, "ROLLBACK TO sqlq_task");
-    execControl(c, "RELEASE sqlq_task");
+    if (execControl(c, "ROLLBACK TO sqlq_task") != SQLITE_OK ||
+        execControl(c, "RELEASE sqlq_task") != SQLITE_OK) {
+      /* Its changes may still be in the transaction: drop it all. */
+      rollbackAll(c);
+    }
   }
   return rc;
 }
@@ -571,22 +640,38 @@ static void failPending(sqlq__task **a, int n, int rc, const char *zMsg) {
 
 void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
                           const sqlq_options *o, sqlq__batch_stats *st) {
-  int i, rc, nRun;
+  int i, rc, nRun, nRerun = 0;
   for (;;) {
     int bLost = 0, nOk = 0;
     for (i = nRun = 0; i < n; i++)
       nRun += sqlq_result_status(a[i]->res) == 0;
     if (nRun == 0) return;
     setLimit(c, 0);
+    if (rollbackAll(c)) {
+      failPending(a, n, SQLITE_NOMEM,
+                  "the writer could not roll back a failed transaction");
+      return;
+    }
     rc = execControl(c, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK) {
-      failPending(a, n, rc, sqlite3_errmsg(c->db));
+      failPending(a, n, rc, sqlite3_errstr(rc));
+      rollbackAll(c);
       return;
     }
     for (i = 0; i < n && !bLost; i++) {
+      int bRerun;
       if (sqlq_result_status(a[i]->res) != 0) continue;
-      rc = runInBatch(c, a[i], o, nRun > 1);
+      rc = runInBatch(c, a[i], o, nRun > 1, &bRerun);
       bLost = sqlite3_get_autocommit(c->db);
+      if (bRerun) {
+        /* Again, unless the savepoint keeps failing: then it fails. */
+        if (++nRerun > 2) {
+          sqlq__result_fail(a[i]->res, SQLITE_NOMEM,
+                            "the writer could not release the task's "
+                            "savepoint; it was rolled back");
+        }
+        continue;
+      }
       if (bLost && rc == SQLITE_OK) {
         /* It ended the transaction (INSERT OR ROLLBACK, an error it
         ** ignored): its changes are gone with it, so it failed. */
@@ -599,7 +684,7 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
     if (bLost) continue; /* a[i-1] failed and took the transaction along */
     if (nOk == 0) {
       /* Nothing to keep (a lone task without a savepoint failed). */
-      execControl(c, "ROLLBACK");
+      rollbackAll(c);
       return;
     }
     setLimit(c, 0);
@@ -611,11 +696,11 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
       return;
     }
     if (nRun == 1) {
-      failPending(a, n, rc, sqlite3_errmsg(c->db));
-      if (!sqlite3_get_autocommit(c->db)) execControl(c, "ROLLBACK");
+      failPending(a, n, rc, sqlite3_errstr(rc));
+      rollbackAll(c);
       return;
     }
-    if (!sqlite3_get_autocommit(c->db)) execControl(c, "ROLLBACK");
+    rollbackAll(c);
     /* Each alone: only the task that makes COMMIT fail fails. */
     for (i = 0; i < n; i++) {
       if (sqlq_result_status(a[i]->res) == 0) {
@@ -638,7 +723,7 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
     return;
   }
   rc = runWriteBody(c, t);
-  if (checkClosedTxn(t, c->db, rc) == SQLITE_OK) {
+  if (checkClosedTxn(t, c, rc) == SQLITE_OK) {
     sqlq__result_set_changes(t->res, sqlite3_total_changes64(c->db) - nBefore,
                              sqlite3_last_insert_rowid(c->db));
   }
@@ -658,7 +743,7 @@ static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
     /* On the writer (":memory:"), a read function must not write either. */
     if (c->bWriter) execControl(c, "PRAGMA query_only=1");
     c->bReadOnly = 1;
-    checkClosedTxn(t, c->db, runFn(c, t, c->db));
+    checkClosedTxn(t, c, runFn(c, t, c->db));
     c->bReadOnly = 0;
     if (c->bWriter) execControl(c, "PRAGMA query_only=0");
   } else {

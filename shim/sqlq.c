@@ -51,6 +51,7 @@
 #define DEFAULT_MAX_ROWS 1000
 #define DEFAULT_CAPACITY 65536
 #define DEFAULT_BATCH_MAX 128
+#define DEFAULT_BUSY_TIMEOUT_MS 5000
 #define HIST_SIZE 160 /* Buckets: microseconds up to 2^41 */
 
 typedef struct Queue Queue;
@@ -806,6 +807,15 @@ int sqlq_close(sqlq *q) {
   return 0;
 }
 
+/* True if every option is zero (the default) or in range. */
+static int optionsValid(const sqlq_options *o) {
+  return o->readers >= 0 && o->readers <= SQLQ_MAX_READERS &&
+         o->read_timeout_ms >= 0 && o->max_rows >= 0 &&
+         o->queue_capacity >= 0 && o->synchronous >= 0 &&
+         o->synchronous <= 3 && o->batch_max >= 0 && o->batch_wait_us >= 0 &&
+         o->write_timeout_ms >= 0 && o->busy_timeout_ms >= 0;
+}
+
 /* Fills the defaults of the options. */
 static void setDefaults(sqlq_options *o) {
   if (o->readers <= 0) o->readers = DEFAULT_READERS;
@@ -815,8 +825,7 @@ static void setDefaults(sqlq_options *o) {
   if (o->immutable) o->read_only = 1;
   if (o->synchronous <= 0) o->synchronous = 2;
   if (o->batch_max <= 0) o->batch_max = DEFAULT_BATCH_MAX;
-  if (o->batch_wait_us < 0) o->batch_wait_us = 0;
-  if (o->write_timeout_ms < 0) o->write_timeout_ms = 0;
+  if (o->busy_timeout_ms <= 0) o->busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
 }
 
 /*
@@ -853,6 +862,7 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   int rc = 0, i;
   if (pq) *pq = NULL;
   if (path == NULL || pq == NULL) return SQLQ_EINVAL;
+  if (opts && !optionsValid(opts)) return SQLQ_EINVAL;
   q = calloc(1, sizeof(*q));
   if (q == NULL) return SQLQ_ENOMEM;
   if (opts) q->o = *opts;

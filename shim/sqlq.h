@@ -158,7 +158,12 @@ typedef struct sqlq_call {
   void *udata;              /* Passed to done */
 } sqlq_call;
 
-/* Options of sqlq_open().  Zero means the default for every field. */
+/*
+** Options of sqlq_open().  Zero means the default for every field; a value
+** out of range (negative, synchronous other than 1..3, more than
+** SQLQ_MAX_READERS readers) makes sqlq_open() fail with SQLQ_EINVAL.
+*/
+#define SQLQ_MAX_READERS 256
 typedef struct sqlq_options {
   int readers;          /* Reader threads (default 2) */
   int read_timeout_ms;  /* Time limit of a read (default 1000) */
@@ -174,6 +179,8 @@ typedef struct sqlq_options {
   int batch_wait_us;    /* Group commit: longest wait for more writes once a
                            batch has begun (default 0: take what is queued) */
   int write_timeout_ms; /* Time limit of each write (default 0: none) */
+  int busy_timeout_ms;  /* Longest wait for a lock another process holds
+                           (default 5000) */
 } sqlq_options;
 
 /*

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -396,6 +397,54 @@ static int run_fn(sqlq *q, sqlq_kind kind, sqlq_fn fn, void *arg, int flags) {
   c.flags = flags;
   return sqlq_exec(q, &c, NULL);
 }
+
+/* Reports, into *arg, whether fn runs inside a transaction and synchronous. */
+static int txn_state_fn(sqlite3 *db, void *arg) {
+  int *a = arg;
+  sqlite3_stmt *p;
+  a[0] = !sqlite3_get_autocommit(db);
+  sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &p, NULL);
+  sqlite3_step(p);
+  a[1] = sqlite3_column_int(p, 0);
+  sqlite3_finalize(p);
+  return sqlite3_exec(db, "INSERT INTO t VALUES (3)", NULL, NULL, NULL);
+}
+
+/*
+** An isolated WRITE_FN runs in a transaction with the handle's synchronous
+** (issue 8: it ran bare, with SQLite's default), so one that fails leaves
+** nothing; an fn's own error code without an SQLite error gets the code's
+** text, not "not an error".
+*/
+START_TEST(test_isolated_in_transaction) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlq_call c = {0};
+  sqlq_result *r = NULL;
+  int a[2] = {-1, -1};
+  o.synchronous = 3;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a, SQLQ_ISOLATED),
+                   0);
+  ck_assert_int_eq(a[0], 1);
+  ck_assert_int_eq(a[1], 3);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a,
+                          SQLQ_ISOLATED | SQLQ_NO_TRANSACTION),
+                   0);
+  ck_assert_int_eq(a[0], 0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, insert_then_fail_fn, NULL,
+                          SQLQ_ISOLATED),
+                   SQLITE_ABORT);
+  c.kind = SQLQ_WRITE_FN;
+  c.fn = insert_then_fail_fn;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLITE_ABORT);
+  ck_assert_str_eq(sqlq_result_error(r), sqlite3_errstr(SQLITE_ABORT));
+  sqlq_result_free(r);
+  assert_values(q, "3,3");
+  closeq(q);
+}
+END_TEST
 
 /* WRITE_FN commits on success, rolls back on failure, or runs bare. */
 START_TEST(test_write_fn) {
@@ -1108,6 +1157,63 @@ START_TEST(test_open_errors) {
 }
 END_TEST
 
+/* Options out of range are refused, not replaced by defaults (issue 8). */
+START_TEST(test_open_bad_options) {
+  static const struct {
+    size_t off;
+    int v;
+  } aBad[] = {
+      {offsetof(sqlq_options, readers), -1},
+      {offsetof(sqlq_options, readers), 100000},
+      {offsetof(sqlq_options, read_timeout_ms), -5},
+      {offsetof(sqlq_options, max_rows), -1},
+      {offsetof(sqlq_options, queue_capacity), -1},
+      {offsetof(sqlq_options, synchronous), 7},
+      {offsetof(sqlq_options, synchronous), -1},
+      {offsetof(sqlq_options, batch_max), -2},
+      {offsetof(sqlq_options, batch_wait_us), -1},
+      {offsetof(sqlq_options, write_timeout_ms), -1},
+      {offsetof(sqlq_options, busy_timeout_ms), -1},
+  };
+  size_t i;
+  for (i = 0; i < sizeof(aBad) / sizeof(aBad[0]); i++) {
+    sqlq_options o = {0};
+    sqlq *q = (sqlq *)&q;
+    *(int *)((char *)&o + aBad[i].off) = aBad[i].v;
+    ck_assert_msg(sqlq_open(":memory:", &o, &q) == SQLQ_EINVAL, "case %d",
+                  (int)i);
+    ck_assert_ptr_null(q);
+  }
+}
+END_TEST
+
+/*
+** busy_timeout_ms bounds a write's wait for a lock another process (here
+** another connection) holds: it fails with SQLITE_BUSY after about that
+** long, not the old fixed 5 s.
+*/
+START_TEST(test_busy_timeout_option) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlite3 *other;
+  int64_t t0, ms;
+  o.busy_timeout_ms = 100;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(sqlite3_open(zDb, &other), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", 0, 0, 0), 0);
+  t0 = test_now_ms();
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES(1)"), SQLITE_BUSY);
+  ms = test_now_ms() - t0;
+  ck_assert_int_ge(ms, 90);
+  ck_assert_int_lt(ms, 2500 * test_slowdown());
+  sqlite3_exec(other, "ROLLBACK", 0, 0, 0);
+  sqlite3_close(other);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES(1)"), 0);
+  closeq(q);
+}
+END_TEST
+
 /* A full queue refuses at once with SQLQ_EFULL and recovers. */
 START_TEST(test_full_queue) {
   sqlq_options o = {0};
@@ -1709,6 +1815,9 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_bad_calls);
   tcase_add_test(tc, test_run_errors);
   tcase_add_test(tc, test_open_errors);
+  tcase_add_test(tc, test_isolated_in_transaction);
+  tcase_add_test(tc, test_open_bad_options);
+  tcase_add_test(tc, test_busy_timeout_option);
   tcase_add_test(tc, test_full_queue);
   tcase_add_test(tc, test_strerror);
   suite_add_tcase(s, tc);

@@ -622,7 +622,7 @@ static long genRows(Gen *g) {
   static const long a[] = {1, 3, 20, 100, 500, 1000, 2000, 4000};
   long n = a[inPick(g->in, 8)];
   while (n > 1 && (g->mult * n > ROWBUDGET || g->mult * n > nRowsLeft))
-    n /= 4;
+    n = n > 4 ? n / 4 : 1;
   nRowsLeft -= g->mult * n;
   return n;
 }

@@ -1,0 +1,311 @@
+/*
+** fault_sqlq.c: allocation-failure sweeps of sqlq's write paths.
+**
+** Usage: fault_sqlq DIR lib|sqlite [FIRST [LAST]]
+**
+** "lib" fails the library's own allocations (malloc, calloc, realloc and
+** strdup, wrapped at link time with -Wl,--wrap); "sqlite" fails SQLite's
+** (sqlite3_config(SQLITE_CONFIG_MALLOC) with a wrapper of the default).
+** Run N of the sweep fails the N-th allocation after the handle is open,
+** once, while a mix of writes runs: lone writes, a write that fails on a
+** constraint (its savepoint is rolled back inside the batch), WRITE_MANY,
+** a WRITE_FN of several statements, a NO_TRANSACTION write and a SCRIPT.
+** The sweep ends at the first run in which no allocation failed.
+**
+** After each run it checks what the README promises: every accepted task
+** got exactly one completion, no hang; a probe write after the failure
+** succeeds (a transient failure does not poison the writer); sqlq_close()
+** returns 0; and in the file, reopened, every row of a task acknowledged
+** with status 0 is there and no row of a failed task is (a SCRIPT or
+** NO_TRANSACTION task that failed may have written part); PRAGMA
+** integrity_check is ok.  Exits non-zero at the first violation, printing
+** the run to replay (FIRST = LAST = N).
+*/
+#include "sqlq.h"
+#include "testprog.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the failing allocators ---- */
+
+static atomic_long countdown; /* > 0: the allocation that brings it to 0 fails */
+static atomic_int nInjected;  /* Failures injected in this run */
+
+static int fail_now(void) {
+  if (atomic_load_explicit(&countdown, memory_order_relaxed) <= 0) return 0;
+  if (atomic_fetch_sub(&countdown, 1) == 1) {
+    atomic_fetch_add(&nInjected, 1);
+    return 1;
+  }
+  return 0;
+}
+
+static int bLib; /* Fail the library's allocations (else SQLite's) */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *z);
+
+void *__wrap_malloc(size_t n) {
+  return bLib && fail_now() ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t m) {
+  return bLib && fail_now() ? NULL : __real_calloc(n, m);
+}
+void *__wrap_realloc(void *p, size_t n) {
+  return bLib && fail_now() ? NULL : __real_realloc(p, n);
+}
+char *__wrap_strdup(const char *z) {
+  return bLib && fail_now() ? NULL : __real_strdup(z);
+}
+
+static sqlite3_mem_methods defaultMem;
+
+static void *mem_malloc(int n) {
+  return !bLib && fail_now() ? NULL : defaultMem.xMalloc(n);
+}
+static void *mem_realloc(void *p, int n) {
+  return !bLib && fail_now() ? NULL : defaultMem.xRealloc(p, n);
+}
+
+/* ---- one run ---- */
+
+enum { NTASK = 9 };
+
+/* What each task of the mix writes: keys base+0 .. base+nKeys-1. */
+typedef struct Task Task;
+struct Task {
+  int base;      /* First key */
+  int nKeys;     /* Keys it writes when it succeeds */
+  int bPartial;  /* Runs outside a transaction: may fail half done */
+  int bAccepted; /* sqlq_submit() accepted it */
+  int nDone;     /* Completions seen */
+  int status;    /* Its status */
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static Task aTask[NTASK];
+
+static void on_done(sqlq_result *r, void *udata) {
+  Task *t = udata;
+  pthread_mutex_lock(&mu);
+  t->nDone++;
+  t->status = sqlq_result_status(r);
+  pthread_cond_broadcast(&cond);
+  pthread_mutex_unlock(&mu);
+}
+
+/* A WRITE_FN of three statements: keys 700, 701, 702. */
+static int write_three(sqlite3 *db, void *arg) {
+  int rc, i;
+  (void)arg;
+  for (i = 0; i < 3; i++) {
+    char zSql[64];
+    snprintf(zSql, sizeof(zSql), "INSERT INTO t VALUES(%d, 'fn')", 700 + i);
+    rc = sqlite3_exec(db, zSql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}
+
+static int fail(int n, const char *zWhat) {
+  fprintf(stderr, "fault_sqlq: run %d (%s): %s\n", n, bLib ? "lib" : "sqlite",
+          zWhat);
+  return 1;
+}
+
+/* Submits task i of the mix. */
+static void submit(sqlq *q, int i) {
+  static sqlq_value aOne[NTASK], aMany[4];
+  sqlq_call c = {0};
+  Task *t = &aTask[i];
+  c.done = on_done;
+  c.udata = t;
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES(?1, 'w')";
+  t->nKeys = 1;
+  switch (i) {
+  case 0: case 1: case 2: case 5:
+    t->base = 100 + i;
+    aOne[i] = sqlq_int(t->base);
+    c.params = &aOne[i];
+    c.nparams = 1;
+    break;
+  case 3: /* Fails: key 1 is there before the run. */
+    t->base = 1;
+    aOne[i] = sqlq_int(1);
+    c.params = &aOne[i];
+    c.nparams = 1;
+    t->nKeys = 0;
+    break;
+  case 4:
+    t->base = 400;
+    t->nKeys = 2;
+    aMany[0] = sqlq_int(400);
+    aMany[1] = sqlq_int(401);
+    c.kind = SQLQ_WRITE_MANY;
+    c.params = aMany;
+    c.nparams = 1;
+    c.nrows = 2;
+    break;
+  case 6:
+    t->base = 700;
+    t->nKeys = 3;
+    c.kind = SQLQ_WRITE_FN;
+    c.sql = NULL;
+    c.fn = write_three;
+    break;
+  case 7:
+    t->base = 800;
+    aOne[i] = sqlq_int(800);
+    c.params = &aOne[i];
+    c.nparams = 1;
+    c.flags = SQLQ_NO_TRANSACTION;
+    t->bPartial = 1;
+    break;
+  default:
+    t->base = 900;
+    t->nKeys = 2;
+    c.kind = SQLQ_SCRIPT;
+    c.sql = "INSERT INTO t VALUES(900, 's'); INSERT INTO t VALUES(901, 's')";
+    t->bPartial = 1;
+    break;
+  }
+  t->bAccepted = sqlq_submit(q, &c) > 0;
+}
+
+/* The count of rows with keys in [lo, lo+n), or -1. */
+static int count_keys(sqlite3 *db, int lo, int n) {
+  sqlite3_stmt *p;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE k >= ?1 AND k < ?2",
+                         -1, &p, NULL) != SQLITE_OK) {
+    return -1;
+  }
+  sqlite3_bind_int(p, 1, lo);
+  sqlite3_bind_int(p, 2, lo + n);
+  if (sqlite3_step(p) == SQLITE_ROW) v = sqlite3_column_int(p, 0);
+  sqlite3_finalize(p);
+  return v;
+}
+
+/* Run n: returns 0 if every check held; *pbInjected says if it failed one. */
+static int run_once(const char *zPath, int n, int *pbInjected) {
+  sqlq_options o = {0};
+  sqlq *q = NULL;
+  sqlite3 *db;
+  sqlq_call probe = {0};
+  sqlq_value key = sqlq_int(5000);
+  struct timespec ts;
+  int i, rc, bad = 0;
+  test_remove_database(zPath);
+  if (sqlite3_open(zPath, &db) != SQLITE_OK ||
+      sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER "
+                       "PRIMARY KEY, v); INSERT INTO t VALUES(1, 'old')",
+                   NULL, NULL, NULL) != SQLITE_OK) {
+    return fail(n, "cannot make the database");
+  }
+  sqlite3_close(db);
+  o.synchronous = 1;
+  if (sqlq_open(zPath, &o, &q) != 0) return fail(n, "sqlq_open");
+  memset(aTask, 0, sizeof(aTask));
+  atomic_store(&nInjected, 0);
+  atomic_store(&countdown, n);
+  for (i = 0; i < NTASK; i++)
+    submit(q, i);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += 30;
+  pthread_mutex_lock(&mu);
+  for (i = 0; i < NTASK; i++) {
+    while (aTask[i].bAccepted && aTask[i].nDone == 0 &&
+           pthread_cond_timedwait(&cond, &mu, &ts) == 0) {
+    }
+  }
+  pthread_mutex_unlock(&mu);
+  atomic_store(&countdown, 0);
+  *pbInjected = atomic_load(&nInjected) > 0;
+  for (i = 0; i < NTASK; i++) {
+    if (aTask[i].bAccepted && aTask[i].nDone != 1) {
+      bad = fail(n, "a task did not get exactly one completion");
+    }
+  }
+  if (bad) return bad;
+  probe.kind = SQLQ_WRITE;
+  probe.sql = "INSERT INTO t VALUES(?1, 'probe')";
+  probe.params = &key;
+  probe.nparams = 1;
+  rc = sqlq_exec(q, &probe, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "fault_sqlq: probe status %d (%s)\n", rc,
+            sqlq_strerror(rc));
+    bad = fail(n, "the write after the failure failed: the writer is poisoned");
+  }
+  if (sqlq_close(q) != 0) bad = fail(n, "sqlq_close");
+  if (sqlite3_open(zPath, &db) != SQLITE_OK) return fail(n, "reopen");
+  for (i = 0; i < NTASK; i++) {
+    const Task *t = &aTask[i];
+    int nWant = t->bAccepted && t->status == 0 ? t->nKeys : 0;
+    int nHave = count_keys(db, t->base, t->nKeys);
+    if (t->nKeys == 0) continue;
+    if (nHave != nWant && !(t->bPartial && nWant == 0 && nHave >= 0)) {
+      fprintf(stderr,
+              "fault_sqlq: task %d (accepted %d, status %d): %d of its %d "
+              "rows in the file\n",
+              i, t->bAccepted, t->status, nHave, t->nKeys);
+      bad = fail(n, nWant ? "an acknowledged write is lost"
+                          : "a failed task left rows behind");
+    }
+  }
+  if (rc == 0 && count_keys(db, 5000, 1) != 1) {
+    bad = fail(n, "the acknowledged probe write is lost");
+  }
+  {
+    sqlite3_stmt *p;
+    sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &p, NULL);
+    if (sqlite3_step(p) != SQLITE_ROW ||
+        strcmp((const char *)sqlite3_column_text(p, 0), "ok") != 0) {
+      bad = fail(n, "integrity_check");
+    }
+    sqlite3_finalize(p);
+  }
+  sqlite3_close(db);
+  return bad;
+}
+
+int main(int argc, char **argv) {
+  char zPath[4200];
+  int n, first, last, bInjected = 1, nRuns = 0;
+  if (argc < 3 || (strcmp(argv[2], "lib") && strcmp(argv[2], "sqlite"))) {
+    fprintf(stderr, "usage: %s DIR lib|sqlite [FIRST [LAST]]\n", argv[0]);
+    return 2;
+  }
+  bLib = strcmp(argv[2], "lib") == 0;
+  first = argc > 3 ? atoi(argv[3]) : 1;
+  last = argc > 4 ? atoi(argv[4]) : 1000000;
+  if (!bLib) {
+    static sqlite3_mem_methods m;
+    sqlite3_config(SQLITE_CONFIG_GETMALLOC, &defaultMem);
+    m = defaultMem;
+    m.xMalloc = mem_malloc;
+    m.xRealloc = mem_realloc;
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK) {
+      fprintf(stderr, "fault_sqlq: cannot install the allocator\n");
+      return 1;
+    }
+  }
+  snprintf(zPath, sizeof(zPath), "%s/fault.db", argv[1]);
+  for (n = first; n <= last && bInjected; n++, nRuns++) {
+    if (run_once(zPath, n, &bInjected)) return 1;
+  }
+  printf("ok   fault_sqlq %s: %d runs, each failing one more allocation\n",
+         argv[2], nRuns);
+  return 0;
+}

@@ -149,8 +149,10 @@ $(CRASH_BIN): tests/crash_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
 # The library's own allocations go through wrappers that the sweep can fail.
-$(FAULT_BIN): tests/fault_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
-	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/fault_sqlq.c $(SQLQ_LIB) \
+$(FAULT_BIN): tests/fault_sqlq.c tests/faultvfs.c tests/faultvfs.h \
+  tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/fault_sqlq.c tests/faultvfs.c \
+	  $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS) \
 	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
@@ -228,7 +230,8 @@ test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN) $(FAULT_BIN)
 	mkdir -p $(BUILD)/tmp
 	TMPDIR=$(BUILD)/tmp TIMELIMIT_SO=$(CHECK_SO) CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
-	d=$$(mktemp -d) && $(FAULT_BIN) $$d lib && $(FAULT_BIN) $$d sqlite; \
+	d=$$(mktemp -d) && $(FAULT_BIN) $$d lib && $(FAULT_BIN) $$d sqlite && \
+	  $(FAULT_BIN) $$d io && $(FAULT_BIN) $$d io-persist; \
 	  rc=$$?; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \
 	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \

@@ -59,7 +59,10 @@ extern "C" {
   XX(ESYSTEM, -11, "a system call failed")                                     \
   XX(ETXNCTL, -12,                                                             \
      "transaction control is not allowed in a transactional task "             \
-     "(use SQLQ_NO_TRANSACTION or SQLQ_SCRIPT)")
+     "(use SQLQ_NO_TRANSACTION or SQLQ_SCRIPT)")                               \
+  XX(EUNKNOWN, -13,                                                            \
+     "the outcome is unknown: the COMMIT failed with an I/O error after its "  \
+     "changes may have reached the disk")
 
 enum {
 #define SQLQ_XX(name, value, message) SQLQ_##name = value,

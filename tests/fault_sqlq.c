@@ -1,13 +1,18 @@
 /*
-** fault_sqlq.c: allocation-failure sweeps of sqlq's write paths.
+** fault_sqlq.c: allocation-failure and I/O-failure sweeps of sqlq's write
+** paths.
 **
-** Usage: fault_sqlq DIR lib|sqlite [FIRST [LAST]]
+** Usage: fault_sqlq DIR lib|sqlite|io|io-persist [FIRST [LAST]]
 **
 ** "lib" fails the library's own allocations (malloc, calloc, realloc and
 ** strdup, wrapped at link time with -Wl,--wrap); "sqlite" fails SQLite's
-** (sqlite3_config(SQLITE_CONFIG_MALLOC) with a wrapper of the default).
-** Run N of the sweep fails the N-th allocation after the handle is open,
-** once, while a mix of writes runs: lone writes, a write that fails on a
+** (sqlite3_config(SQLITE_CONFIG_MALLOC) with a wrapper of the default);
+** "io" fails file operations through tests/faultvfs.c (writes with
+** SQLITE_IOERR_WRITE or, on even runs, SQLITE_FULL; syncs, truncations,
+** size reads, shared-memory maps), and "io-persist" every one after the
+** first too, until the run's tasks are done.  Run N of the sweep fails the
+** N-th allocation (or operation) after the handle is open, while a mix of
+** writes runs: lone writes, a write that fails on a
 ** constraint (its savepoint is rolled back inside the batch), WRITE_MANY,
 ** a WRITE_FN of several statements, a NO_TRANSACTION write and a SCRIPT.
 ** The sweep ends at the first run in which no allocation failed.
@@ -17,10 +22,12 @@
 ** succeeds (a transient failure does not poison the writer); sqlq_close()
 ** returns 0; and in the file, reopened, every row of a task acknowledged
 ** with status 0 is there and no row of a failed task is (a SCRIPT or
-** NO_TRANSACTION task that failed may have written part); PRAGMA
+** NO_TRANSACTION task that failed may have written part, and a task told
+** SQLQ_EUNKNOWN all or nothing); PRAGMA
 ** integrity_check is ok.  Exits non-zero at the first violation, printing
 ** the run to replay (FIRST = LAST = N).
 */
+#include "faultvfs.h"
 #include "sqlq.h"
 #include "testprog.h"
 
@@ -46,7 +53,10 @@ static int fail_now(void) {
   return 0;
 }
 
-static int bLib; /* Fail the library's allocations (else SQLite's) */
+static int bLib; /* Fail the library's allocations */
+static int bSqlite; /* Fail SQLite's allocations */
+static int bIo;  /* Fail file operations (faultvfs) */
+static int bPersist; /* ... every one after the first too */
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
@@ -69,10 +79,10 @@ char *__wrap_strdup(const char *z) {
 static sqlite3_mem_methods defaultMem;
 
 static void *mem_malloc(int n) {
-  return !bLib && fail_now() ? NULL : defaultMem.xMalloc(n);
+  return bSqlite && fail_now() ? NULL : defaultMem.xMalloc(n);
 }
 static void *mem_realloc(void *p, int n) {
-  return !bLib && fail_now() ? NULL : defaultMem.xRealloc(p, n);
+  return bSqlite && fail_now() ? NULL : defaultMem.xRealloc(p, n);
 }
 
 /* ---- one run ---- */
@@ -116,9 +126,10 @@ static int write_three(sqlite3 *db, void *arg) {
   return SQLITE_OK;
 }
 
+static const char *zMode; /* argv[2] */
+
 static int fail(int n, const char *zWhat) {
-  fprintf(stderr, "fault_sqlq: run %d (%s): %s\n", n, bLib ? "lib" : "sqlite",
-          zWhat);
+  fprintf(stderr, "fault_sqlq: run %d (%s): %s\n", n, zMode, zWhat);
   return 1;
 }
 
@@ -214,11 +225,16 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     return fail(n, "cannot make the database");
   }
   sqlite3_close(db);
-  o.synchronous = 1;
+  o.synchronous = bIo ? 2 : 1;
   if (sqlq_open(zPath, &o, &q) != 0) return fail(n, "sqlq_open");
   memset(aTask, 0, sizeof(aTask));
   atomic_store(&nInjected, 0);
-  atomic_store(&countdown, n);
+  if (bIo) {
+    faultvfs_write_full(n % 2 == 0);
+    faultvfs_arm(n, FAULTVFS_ALL, bPersist);
+  } else {
+    atomic_store(&countdown, n);
+  }
   for (i = 0; i < NTASK; i++)
     submit(q, i);
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -231,31 +247,48 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
   }
   pthread_mutex_unlock(&mu);
   atomic_store(&countdown, 0);
+  if (bIo) atomic_store(&nInjected, faultvfs_injected());
+  if (bIo && !bPersist) faultvfs_disarm();
   *pbInjected = atomic_load(&nInjected) > 0;
+  if (getenv("FAULT_VERBOSE")) {
+    fprintf(stderr, "run %d: %d injected; statuses", n,
+            atomic_load(&nInjected));
+    for (i = 0; i < NTASK; i++)
+      fprintf(stderr, " %d", aTask[i].bAccepted ? aTask[i].status : 999);
+    fprintf(stderr, "\n");
+  }
   for (i = 0; i < NTASK; i++) {
     if (aTask[i].bAccepted && aTask[i].nDone != 1) {
       bad = fail(n, "a task did not get exactly one completion");
     }
   }
   if (bad) return bad;
+  /*
+  ** With the disk still failing (io-persist), the handle closes on it, and
+  ** the file is recovered from what reached it; otherwise the next write
+  ** must succeed.
+  */
   probe.kind = SQLQ_WRITE;
   probe.sql = "INSERT INTO t VALUES(?1, 'probe')";
   probe.params = &key;
   probe.nparams = 1;
-  rc = sqlq_exec(q, &probe, NULL);
-  if (rc != 0) {
+  rc = bPersist ? -1 : sqlq_exec(q, &probe, NULL);
+  if (rc > 0 || rc < -1) {
     fprintf(stderr, "fault_sqlq: probe status %d (%s)\n", rc,
             sqlq_strerror(rc));
     bad = fail(n, "the write after the failure failed: the writer is poisoned");
   }
   if (sqlq_close(q) != 0) bad = fail(n, "sqlq_close");
+  faultvfs_disarm();
   if (sqlite3_open(zPath, &db) != SQLITE_OK) return fail(n, "reopen");
   for (i = 0; i < NTASK; i++) {
     const Task *t = &aTask[i];
     int nWant = t->bAccepted && t->status == 0 ? t->nKeys : 0;
     int nHave = count_keys(db, t->base, t->nKeys);
+    int bUnknown = t->bAccepted && t->status == SQLQ_EUNKNOWN;
     if (t->nKeys == 0) continue;
-    if (nHave != nWant && !(t->bPartial && nWant == 0 && nHave >= 0)) {
+    if (nHave != nWant && !(t->bPartial && nWant == 0 && nHave >= 0) &&
+        !(bUnknown && nHave == t->nKeys)) {
       fprintf(stderr,
               "fault_sqlq: task %d (accepted %d, status %d): %d of its %d "
               "rows in the file\n",
@@ -283,14 +316,24 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
 int main(int argc, char **argv) {
   char zPath[4200];
   int n, first, last, bInjected = 1, nRuns = 0;
-  if (argc < 3 || (strcmp(argv[2], "lib") && strcmp(argv[2], "sqlite"))) {
-    fprintf(stderr, "usage: %s DIR lib|sqlite [FIRST [LAST]]\n", argv[0]);
+  if (argc < 3 || (strcmp(argv[2], "lib") && strcmp(argv[2], "sqlite") &&
+                   strcmp(argv[2], "io") && strcmp(argv[2], "io-persist"))) {
+    fprintf(stderr, "usage: %s DIR lib|sqlite|io|io-persist [FIRST [LAST]]\n",
+            argv[0]);
     return 2;
   }
-  bLib = strcmp(argv[2], "lib") == 0;
+  zMode = argv[2];
+  bLib = strcmp(zMode, "lib") == 0;
+  bSqlite = strcmp(zMode, "sqlite") == 0;
+  bIo = strncmp(zMode, "io", 2) == 0;
+  bPersist = strcmp(zMode, "io-persist") == 0;
+  if (bIo && faultvfs_register() != SQLITE_OK) {
+    fprintf(stderr, "fault_sqlq: cannot register the fault VFS\n");
+    return 1;
+  }
   first = argc > 3 ? atoi(argv[3]) : 1;
   last = argc > 4 ? atoi(argv[4]) : 1000000;
-  if (!bLib) {
+  if (bSqlite) {
     static sqlite3_mem_methods m;
     sqlite3_config(SQLITE_CONFIG_GETMALLOC, &defaultMem);
     m = defaultMem;
@@ -305,7 +348,7 @@ int main(int argc, char **argv) {
   for (n = first; n <= last && bInjected; n++, nRuns++) {
     if (run_once(zPath, n, &bInjected)) return 1;
   }
-  printf("ok   fault_sqlq %s: %d runs, each failing one more allocation\n",
-         argv[2], nRuns);
+  printf("ok   fault_sqlq %s: %d runs, each failing one more %s\n", zMode,
+         nRuns, bIo ? "file operation" : "allocation");
   return 0;
 }

@@ -26,7 +26,7 @@ struct sqlq_result {
   int64_t *aColName; /* Offsets of the column names in aData */
   int nRows;         /* Rows */
   int bTruncated;    /* The row cap stopped the read */
-  int64_t nChanges;  /* sqlite3_changes64() of a write */
+  int64_t nChanges;  /* Rows a write changed, triggers' included */
   int64_t iRowid;    /* sqlite3_last_insert_rowid() of a write */
   Cell *aCell;       /* nRows * nCols cells */
   size_t nCellAlloc; /* Allocated cells */

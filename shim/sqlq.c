@@ -829,31 +829,62 @@ static void setDefaults(sqlq_options *o) {
 }
 
 /*
-** The name the readers open: path itself, or for an immutable database a
-** URI with immutable=1 (sqlite3_malloc).
+** Appends to the URI being built in z (size n) the query parameter that
+** starts at zParam and ends before zEnd, after '?' or '&'.
+*/
+static void uriAppend(char *z, size_t n, const char *zParam,
+                      const char *zEnd) {
+  size_t len = strlen(z);
+  snprintf(z + len, n - len, "%c%.*s", strchr(z, '?') ? '&' : '?',
+           (int)(zEnd - zParam), zParam);
+}
+
+/*
+** The name the readers open (sqlite3_malloc), with SQLITE_OPEN_READONLY:
+** path itself, or for a URI the URI without its mode= parameter (a mode
+** that allows writing conflicts with a read-only open) and fragment; for
+** an immutable database, with immutable=1.
 */
 static char *readerPath(const sqlq *q) {
-  if (!q->o.immutable) return sqlite3_mprintf("%s", q->zPath);
-  if (strncmp(q->zPath, "file:", 5) == 0) {
-    return sqlite3_mprintf("%s%simmutable=1", q->zPath,
-                           strchr(q->zPath, '?') ? "&" : "?");
-  }
-  {
-    /* Percent-encode what a URI path cannot hold as is. */
-    char *z = sqlite3_malloc64(strlen(q->zPath) * 3 + 32), *p;
-    const char *s;
-    if (z == NULL) return NULL;
-    p = z + sprintf(z, "file:");
-    for (s = q->zPath; *s; s++) {
-      if (*s == '%' || *s == '?' || *s == '#') {
-        p += sprintf(p, "%%%02X", (unsigned char)*s);
-      } else {
-        *p++ = *s;
+  const char *zPath = q->zPath, *zQuery, *z;
+  size_t n = strlen(zPath) * 3 + 32;
+  char *zOut = sqlite3_malloc64(n), *p;
+  if (zOut == NULL) return NULL;
+  if (strncmp(zPath, "file:", 5) == 0) {
+    zQuery = zPath + strcspn(zPath, "?#");
+    snprintf(zOut, n, "%.*s", (int)(zQuery - zPath), zPath);
+    for (z = zQuery; *z == '?' || *z == '&';) {
+      const char *zParam = z + 1, *zEnd = zParam + strcspn(zParam, "&#");
+      if (strncmp(zParam, "mode=", 5) != 0 &&
+          strncmp(zParam, "immutable=", 10) != 0 && zEnd > zParam) {
+        uriAppend(zOut, n, zParam, zEnd);
       }
+      z = zEnd;
     }
-    strcpy(p, "?immutable=1");
-    return z;
+    if (q->o.immutable) uriAppend(zOut, n, "immutable=1", "immutable=1" + 11);
+    return zOut;
   }
+  if (!q->o.immutable) {
+    snprintf(zOut, n, "%s", zPath);
+    return zOut;
+  }
+  /* Percent-encode what a URI path cannot hold as is. */
+  p = zOut + sprintf(zOut, "file:");
+  for (z = zPath; *z; z++) {
+    if (*z == '%' || *z == '?' || *z == '#') {
+      p += sprintf(p, "%%%02X", (unsigned char)*z);
+    } else {
+      *p++ = *z;
+    }
+  }
+  strcpy(p, "?immutable=1");
+  return zOut;
+}
+
+/* True if db's main database lives in memory (or is a temporary file). */
+static int inMemory(sqlite3 *db) {
+  const char *z = sqlite3_db_filename(db, "main");
+  return z == NULL || z[0] == 0;
 }
 
 int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
@@ -888,6 +919,8 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   }
   if (rc == 0 && !q->o.read_only) {
     rc = sqlq__conn_open(path, SQLQ__WRITER, &q->o, &q->writer.conn, &zErr);
+    /* "", ":memory:", file::memory:, mode=memory: one connection only. */
+    if (rc == 0 && inMemory(sqlq__conn_db(q->writer.conn))) q->bMemory = 1;
   }
   if (rc == 0 && !q->bMemory) {
     q->aReader = calloc((size_t)q->o.readers, sizeof(Worker));
@@ -898,6 +931,10 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
       rc = sqlq__conn_open(zReader, SQLQ__READER, &q->o, &q->aReader[i].conn,
                            &zErr);
       if (rc == 0) q->nReader++;
+      /* A read-only handle on memory would read an empty database. */
+      if (rc == 0 && inMemory(sqlq__conn_db(q->aReader[i].conn))) {
+        rc = SQLQ_EINVAL;
+      }
     }
     sqlite3_free(zReader);
   }

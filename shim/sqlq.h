@@ -296,7 +296,13 @@ double sqlq_result_double(const sqlq_result *r, int row, int col);
 const char *sqlq_result_text(const sqlq_result *r, int row, int col);
 const void *sqlq_result_blob(const sqlq_result *r, int row, int col,
                              int64_t *pn);
+/*
+** Rows the task inserted, updated or deleted, counting those of triggers and
+** foreign key actions (sqlite3_total_changes64() after the task, less before
+** it), for every kind of write; 0 for a read or a failed task.
+*/
 int64_t sqlq_result_changes(const sqlq_result *r);
+/* sqlite3_last_insert_rowid() after a write that succeeded. */
 int64_t sqlq_result_last_insert_rowid(const sqlq_result *r);
 void sqlq_result_free(sqlq_result *r);
 

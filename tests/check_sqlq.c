@@ -309,6 +309,15 @@ START_TEST(test_write_returning) {
   ck_assert_int_eq(sqlq_result_changes(r), 2);
   ck_assert_int_eq(sqlq_result_last_insert_rowid(r), 2);
   sqlq_result_free(r);
+  /* Rows a trigger changes count too, as documented (issue 8). */
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE log(x); CREATE TRIGGER tg AFTER UPDATE "
+                       "ON t BEGIN INSERT INTO log VALUES (new.id); END"),
+                   0);
+  c.sql = "UPDATE t SET v = v || '!'";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_changes(r), 4);
+  sqlq_result_free(r);
   closeq(q);
 }
 END_TEST
@@ -1157,6 +1166,52 @@ START_TEST(test_open_errors) {
 }
 END_TEST
 
+/* Writes then reads back through a handle on zPath (issue 8: URIs). */
+static void uri_round_trip(const char *zPath) {
+  sqlq *q = NULL;
+  int rc = sqlq_open(zPath, NULL, &q);
+  ck_assert_msg(rc == 0, "%s: %d", zPath, rc);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (7)"), 0);
+  ck_assert_int_eq(read_int(q, "SELECT sum(v) FROM t"), 7);
+  ck_assert_int_eq(sqlq_close(q), 0);
+}
+
+/*
+** Every URI form SQLite accepts works: mode=rwc and mode=rw (the readers
+** open read-only without the URI's mode), and in-memory URIs, which get one
+** connection as ":memory:" does (each connection would open a private
+** database).
+*/
+START_TEST(test_uri_forms) {
+  char zUri[4400];
+  const char *zDir = test_tmpdir();
+  snprintf(zUri, sizeof(zUri), "file:%s/a.db?mode=rwc", zDir);
+  uri_round_trip(zUri);
+  snprintf(zUri, sizeof(zUri), "file:%s/a.db?mode=rw&cache=private", zDir);
+  {
+    sqlq *q = NULL;
+    ck_assert_int_eq(sqlq_open(zUri, NULL, &q), 0);
+    ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (1)"), 0);
+    ck_assert_int_eq(read_int(q, "SELECT sum(v) FROM t"), 8);
+    ck_assert_int_eq(sqlq_close(q), 0);
+  }
+  snprintf(zUri, sizeof(zUri), "file:%s/b.db?mode=rwc#frag", zDir);
+  uri_round_trip(zUri);
+  uri_round_trip("file::memory:");
+  uri_round_trip("file:mem1?mode=memory&cache=shared");
+  uri_round_trip("");
+  {
+    sqlq_options o = {0};
+    sqlq *q = NULL;
+    o.read_only = 1;
+    ck_assert_int_eq(sqlq_open("file::memory:", &o, &q), SQLQ_EINVAL);
+    ck_assert_ptr_null(q);
+  }
+  test_rmdir(zDir);
+}
+END_TEST
+
 /* Options out of range are refused, not replaced by defaults (issue 8). */
 START_TEST(test_open_bad_options) {
   static const struct {
@@ -1817,6 +1872,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_open_errors);
   tcase_add_test(tc, test_isolated_in_transaction);
   tcase_add_test(tc, test_open_bad_options);
+  tcase_add_test(tc, test_uri_forms);
   tcase_add_test(tc, test_busy_timeout_option);
   tcase_add_test(tc, test_full_queue);
   tcase_add_test(tc, test_strerror);

@@ -54,8 +54,10 @@
 **                                 function whose destructor frees the
 **                                 extension's state);
 **                        check    do not check invariant 6;
-**                        nestend  no line break before the END of a CASE in
-**                                 the text of a nested statement.
+**                        nestnl   no line break in the text of a nested
+**                                 statement (SQLite shows the extension that
+**                                 text behind "-- ", so whatever follows the
+**                                 first line break is taken for its start).
 **
 ** Built with -DFUZZ_THREAD (and -fsanitize=fuzzer,thread), a second thread
 ** reads timelimit_activity on a connection of its own all the time, so that
@@ -204,7 +206,7 @@ static Zombie aZombie[MAXZOMBIE];
 static int nZombie;
 static int64_t aHist[NHIST]; /* Ids seen, live or not */
 static int nHist;
-static int bTrace, bSkipReplace, bSkipCheck, bSkipNestEnd;
+static int bTrace, bSkipReplace, bSkipCheck, bSkipNestNl;
 static long nRowsLeft, nNestsLeft; /* What is left of INPUTROWS, INPUTNESTS */
 static const char *zCurSql; /* For the messages of violations */
 
@@ -753,7 +755,7 @@ static void genExpr(Gen *g, Buf *b) {
     bPuts(b, " ELSE ");
     genExpr(g, b);
     i = inPick(g->in, 6);
-    if (bSkipNestEnd && g->nestLvl > 0 && strchr(azWs[i], '\n')) i = 0;
+    if (bSkipNestNl && g->nestLvl > 0 && strchr(azWs[i], '\n')) i = 0;
     bPuts(b, azWs[i]);
     bPuts(b, "END");
     break;
@@ -819,7 +821,7 @@ static long genCte(Gen *g, Buf *b) {
 static void genStmt(Gen *g, Buf *b, int *pbEnds) {
   static const char *const azAgg[] = {"count(", "max(", "sum(", "min(",
                                       "total(length("};
-  unsigned t = inPick(g->in, 3);
+  unsigned t = inPick(g->in, 3), i;
   int iTable = (int)inPick(g->in, 2), a;
   long n;
   Gen g2;
@@ -868,7 +870,9 @@ static void genStmt(Gen *g, Buf *b, int *pbEnds) {
   case 7:
     a = (int)inPick(g->in, NTXN);
     *pbEnds = aTxn[a].bEnds;
-    bPuts(b, azPrefix[inPick(g->in, 9)]);
+    i = inPick(g->in, 9);
+    if (bSkipNestNl && g->nestLvl > 0 && strchr(azPrefix[i], '\n')) i = 0;
+    bPuts(b, azPrefix[i]);
     bPuts(b, aTxn[a].z);
     bPrintf(b, " /*c%lld*/", (long long)aConn[g->k].id);
     break;
@@ -1369,7 +1373,7 @@ int LLVMFuzzerInitialize(int *pArgc, char ***pArgv) {
   if (z) {
     bSkipReplace = strstr(z, "replace") != NULL;
     bSkipCheck = strstr(z, "check") != NULL;
-    bSkipNestEnd = strstr(z, "nestend") != NULL;
+    bSkipNestNl = strstr(z, "nestnl") != NULL;
   }
 #ifdef FUZZ_THREAD
   {

@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CACHE_SIZE 64     /* Prepared statements kept per connection */
 
@@ -50,6 +51,12 @@ struct CacheEntry {
 
 struct sqlq__conn {
   sqlite3 *db;                   /* The connection */
+  const sqlq_options *o;         /* The handle's options */
+  sqlq__task **aWait;            /* Tasks its writes run for now, or none */
+  int nWait;                     /* Tasks in aWait */
+  int64_t waitStartMs;           /* When they began to run */
+  int64_t busyStartMs;           /* When the current wait for a lock began */
+  int eBusyStop;                 /* Why the busy handler gave up: BUSY_* */
   int64_t tlid;                  /* Its timelimit id */
   int bWriter;                   /* The writer's connection (reads run on it for
                                     ":memory:") */
@@ -69,6 +76,91 @@ sqlite3 *sqlq__conn_db(sqlq__conn *c) {
 
 int64_t sqlq__conn_tlid(sqlq__conn *c) {
   return c->tlid;
+}
+
+/* Why the busy handler stopped waiting for a lock, if not its timeout. */
+enum { BUSY_TIMEOUT = 1, BUSY_CANCELED };
+
+static int64_t monoMs(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The time limit of a write: the lower of the handle's and the call's. */
+static int64_t writeLimit(const sqlq__task *t, const sqlq_options *o) {
+  int64_t ms = o->write_timeout_ms;
+  if (t->call.timeout_ms > 0 && (ms == 0 || t->call.timeout_ms < ms)) {
+    ms = t->call.timeout_ms;
+  }
+  return ms;
+}
+
+/*
+** The busy handler: waits for a lock another process holds, in steps of at
+** most 10 ms, for at most busy_timeout_ms, and no longer than the tasks it
+** waits for may: it gives up as soon as one of them (not failed yet) is
+** canceled or past its time limit, which runs from when it began to run.
+*/
+static int onBusy(void *p, int nPrior) {
+  sqlq__conn *c = p;
+  int64_t now = monoMs(), left;
+  struct timespec ts;
+  int i;
+  if (nPrior == 0) c->busyStartMs = now;
+  left = c->busyStartMs + c->o->busy_timeout_ms - now;
+  for (i = 0; i < c->nWait; i++) {
+    sqlq__task *t = c->aWait[i];
+    int64_t ms = writeLimit(t, c->o);
+    if (sqlq_result_status(t->res) != 0) continue;
+    if (sqlq__task_canceled(t)) {
+      c->eBusyStop = BUSY_CANCELED;
+      return 0;
+    }
+    if (ms > 0 && c->waitStartMs + ms - now < left) {
+      left = c->waitStartMs + ms - now;
+      if (left <= 0) {
+        c->eBusyStop = BUSY_TIMEOUT;
+        return 0;
+      }
+    }
+  }
+  if (left <= 0) return 0;
+  if (left > 10) left = 10;
+  ts.tv_sec = 0;
+  ts.tv_nsec = (long)left * 1000000;
+  nanosleep(&ts, NULL);
+  return 1;
+}
+
+/* Makes the busy handler wait for the n tasks of a, which begin now. */
+static void waitFor(sqlq__conn *c, sqlq__task **a, int n) {
+  c->aWait = a;
+  c->nWait = n;
+  c->waitStartMs = monoMs();
+  c->eBusyStop = 0;
+}
+
+/*
+** After a wait for a lock ended in SQLITE_BUSY: fails the tasks of a that
+** are canceled (SQLQ_ECANCELED) or past their time limit (SQLQ_ETIMEOUT);
+** returns how many.
+*/
+static int failWaiters(sqlq__conn *c, sqlq__task **a, int n) {
+  int64_t now = monoMs();
+  int i, nFailed = 0;
+  for (i = 0; i < n; i++) {
+    int64_t ms = writeLimit(a[i], c->o);
+    if (sqlq_result_status(a[i]->res) != 0) continue;
+    if (sqlq__task_canceled(a[i])) {
+      sqlq__result_fail(a[i]->res, SQLQ_ECANCELED, NULL);
+      nFailed++;
+    } else if (ms > 0 && now >= c->waitStartMs + ms) {
+      sqlq__result_fail(a[i]->res, SQLQ_ETIMEOUT, NULL);
+      nFailed++;
+    }
+  }
+  return nFailed;
 }
 
 /*
@@ -130,6 +222,7 @@ int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
   c = calloc(1, sizeof(*c));
   if (c == NULL) return SQLQ_ENOMEM;
   c->bWriter = eRole == SQLQ__WRITER;
+  c->o = o;
   if (eRole == SQLQ__READER) {
     flags |= SQLITE_OPEN_READONLY;
   } else {
@@ -140,7 +233,7 @@ int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
   if (rc == SQLITE_OK) rc = timelimit_register(c->db);
   if (rc == SQLITE_OK) rc = timelimit_id(c->db, &c->tlid);
   if (rc == SQLITE_OK) rc = timelimit_lock(c->db);
-  if (rc == SQLITE_OK) rc = sqlite3_busy_timeout(c->db, o->busy_timeout_ms);
+  if (rc == SQLITE_OK) rc = sqlite3_busy_handler(c->db, onBusy, c);
   if (rc == SQLITE_OK) rc = sqlite3_set_authorizer(c->db, authorize, c);
   if (rc == SQLITE_OK && eRole != SQLQ__READER) {
     char zPragma[64];
@@ -361,6 +454,12 @@ static void failWith(sqlq__conn *c, sqlq__task *t, int rc) {
     sqlq__result_fail(t->res, SQLQ_EINVAL, zStateDenied);
     return;
   }
+  if ((rc & 0xff) == SQLITE_BUSY && c->eBusyStop) {
+    sqlq__result_fail(t->res, c->eBusyStop == BUSY_CANCELED ? SQLQ_ECANCELED
+                                                           : SQLQ_ETIMEOUT,
+                      NULL);
+    return;
+  }
   if ((rc & 0xff) == SQLITE_INTERRUPT) {
     const char *zWhy = timelimit_reason(c->db);
     if ((zWhy && strcmp(zWhy, "cancel") == 0) || sqlq__task_canceled(t)) {
@@ -544,7 +643,9 @@ static void unknownMessage(char *zMsg, size_t n, int rc) {
 static void runFnInTxn(sqlq__conn *c, sqlq__task *t) {
   int rc = execControl(c, "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) {
-    sqlq__result_fail(t->res, rc, sqlite3_errstr(rc));
+    if ((rc & 0xff) != SQLITE_BUSY || failWaiters(c, &t, 1) == 0) {
+      sqlq__result_fail(t->res, rc, sqlite3_errstr(rc));
+    }
     rollbackAll(c);
     return;
   }
@@ -584,6 +685,7 @@ static void runIsolated(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
     sqlite3_free(zErr);
     return;
   }
+  waitFor(iso, &t, 1);
   if (sqlq__task_move(t, iso)) {
     sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
   } else if (t->call.flags & SQLQ_NO_TRANSACTION) {
@@ -595,14 +697,6 @@ static void runIsolated(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   sqlq__conn_close(iso);
 }
 
-/* The time limit of a write: the lower of the handle's and the call's. */
-static int64_t writeLimit(const sqlq__task *t, const sqlq_options *o) {
-  int64_t ms = o->write_timeout_ms;
-  if (t->call.timeout_ms > 0 && (ms == 0 || t->call.timeout_ms < ms)) {
-    ms = t->call.timeout_ms;
-  }
-  return ms;
-}
 
 /*
 ** Runs one task of a batch inside the open transaction, in a savepoint if
@@ -663,8 +757,18 @@ static void failPending(sqlq__task **a, int n, int rc, const char *zMsg) {
   }
 }
 
+static void runBatch(sqlq__conn *c, sqlq__task **a, int n,
+                     const sqlq_options *o, sqlq__batch_stats *st);
+
 void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
                           const sqlq_options *o, sqlq__batch_stats *st) {
+  runBatch(c, a, n, o, st);
+  waitFor(c, NULL, 0); /* a is the handle's: let go of it */
+}
+
+/* The body of sqlq__conn_run_batch(). */
+static void runBatch(sqlq__conn *c, sqlq__task **a, int n,
+                     const sqlq_options *o, sqlq__batch_stats *st) {
   int i, rc, nRun, nRerun = 0;
   for (;;) {
     int bLost = 0, nOk = 0;
@@ -677,8 +781,11 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
                   "the writer could not roll back a failed transaction");
       return;
     }
+    waitFor(c, a, n);
     rc = execControl(c, "BEGIN IMMEDIATE");
     if (rc != SQLITE_OK) {
+      /* Waiting for a lock: the tasks that may wait no longer fail. */
+      if ((rc & 0xff) == SQLITE_BUSY && failWaiters(c, a, n) > 0) continue;
       failPending(a, n, rc, sqlite3_errstr(rc));
       rollbackAll(c);
       return;
@@ -735,7 +842,7 @@ void sqlq__conn_run_batch(sqlq__conn *c, sqlq__task **a, int n,
     /* Each alone: only the task that makes COMMIT fail fails. */
     for (i = 0; i < n; i++) {
       if (sqlq_result_status(a[i]->res) == 0) {
-        sqlq__conn_run_batch(c, &a[i], 1, o, st);
+        runBatch(c, &a[i], 1, o, st);
       }
     }
     return;
@@ -749,6 +856,7 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   int rc;
   setLimit(c, writeLimit(t, o));
   c->bDenied = 0;
+  waitFor(c, &t, 1);
   if (t->call.flags & SQLQ_ISOLATED) {
     runIsolated(c, t, o, zPath);
     return;
@@ -786,9 +894,11 @@ static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
 
 void sqlq__conn_run(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                     const char *zPath) {
+  waitFor(c, NULL, 0);
   if (t->call.kind == SQLQ_READ || t->call.kind == SQLQ_READ_FN) {
     runRead(c, t, o);
   } else {
     runAlone(c, t, o, zPath);
+    waitFor(c, NULL, 0); /* t goes back to the handle */
   }
 }

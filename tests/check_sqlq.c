@@ -1629,6 +1629,53 @@ START_TEST(test_txn_control_refused) {
 }
 END_TEST
 
+/*
+** A write's time limit covers its wait for a lock another process holds,
+** and sqlq_cancel stops the wait (issue 8: a 300 ms write succeeded after
+** 6.97 s; a cancel waited out the busy timeout).
+*/
+START_TEST(test_write_limit_covers_lock_wait) {
+  sqlq_options o = {0};
+  sqlq *q;
+  sqlite3 *other;
+  sqlq_call c = {0};
+  Done d;
+  int64_t t0, ms, id;
+  o.busy_timeout_ms = 60000;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(sqlite3_open(zDb, &other), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", 0, 0, 0), 0);
+  /* The time limit. */
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES (1)";
+  c.timeout_ms = 150;
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
+  ms = test_now_ms() - t0;
+  ck_assert_int_ge(ms, 140);
+  ck_assert_int_lt(ms, 3000 * test_slowdown());
+  /* A cancel, while the write waits for the lock. */
+  c.timeout_ms = 0;
+  done_init(&d);
+  c.done = done_cb;
+  c.udata = &d;
+  id = sqlq_submit(q, &c);
+  ck_assert_int_gt(id, 0);
+  t0 = test_now_ms();
+  while (sqlq_cancel(q, id) == SQLQ_ENOTFOUND && test_now_ms() - t0 < 5000) {
+  }
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
+  sqlite3_exec(other, "ROLLBACK", 0, 0, 0);
+  sqlite3_close(other);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (2)"), 0);
+  assert_values(q, "2");
+  closeq(q);
+}
+END_TEST
+
 /* Writes get a time limit from the handle or the call, opt-in. */
 START_TEST(test_write_time_limit) {
   sqlq_options o = {0};
@@ -1861,6 +1908,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_batch_fn_idempotent);
   tcase_add_test(tc, test_txn_control_refused);
   tcase_add_test(tc, test_write_time_limit);
+  tcase_add_test(tc, test_write_limit_covers_lock_wait);
   tcase_add_test(tc, test_queue_deadline);
   tcase_add_test(tc, test_exec_waits_for_room);
   suite_add_tcase(s, tc);

@@ -112,6 +112,10 @@ struct sqlq {
   uint64_t aRunHist[HIST_SIZE];  /* Time tasks ran */
   sqlq__task **aBatch;           /* The writer's batch (batch_max entries) */
   struct sqlq__waiter **aWake;   /* The writer's callers to wake (batch_max) */
+  pthread_t timer;               /* Fails tasks at their queue deadline */
+  int bTimer;                    /* The timer thread was started */
+  pthread_cond_t timerCond;      /* Wakes it: an earlier deadline, close */
+  int64_t timerWakeNs;           /* Its next wake-up, INT64_MAX: none */
   Worker writer;                 /* The writer (no conn if read-only) */
   Worker *aReader;               /* The readers */
   int nReader;                   /* Readers */
@@ -277,6 +281,9 @@ static sqlq__task *taskNew(const sqlq_call *c) {
   return t;
 }
 
+static int64_t queueDeadline(const sqlq__task *t);
+static void armTimer(sqlq *q, int64_t deadline);
+
 /*
 ** Accepts a call: checks it, copies it, queues it.  Returns the task id or
 ** a negative code.  w, if not NULL, is the sqlq_exec() caller that will
@@ -320,6 +327,7 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   q->nQueued++;
   /* Signalled under the lock: measured faster here than after it. */
   pthread_cond_signal(&qu->cond);
+  if (c->queue_timeout_ms > 0) armTimer(q, queueDeadline(t));
   id = t->id; /* Once unlocked, a worker may complete and free t. */
   pthread_mutex_unlock(&q->mu);
   return id;
@@ -521,6 +529,96 @@ static int take(sqlq *q, Queue *qu, sqlq__task *t, sqlq__conn *c, int64_t now) {
     t->startNs = now;
   }
   return 1;
+}
+
+/* ---- queue deadlines ---- */
+
+/* When t's time in the queue runs out (CLOCK_MONOTONIC ns). */
+static int64_t queueDeadline(const sqlq__task *t) {
+  return t->enqueueNs + (int64_t)t->call.queue_timeout_ms * 1000000;
+}
+
+/*
+** Collects into a, up to n, the tasks of qu whose queue deadline has passed
+** and takes them (their results fail); lowers *pNext to the earliest
+** deadline still to come.  The mutex held.
+*/
+static int takeExpired(sqlq *q, Queue *qu, int64_t now, sqlq__task **a, int n,
+                       int64_t *pNext) {
+  sqlq__task *t, *pNextTask;
+  int k = 0;
+  for (t = qu->pHead; t; t = pNextTask) {
+    pNextTask = t->pNext;
+    if (t->call.queue_timeout_ms <= 0) continue;
+    if (queueDeadline(t) < now && k < n) {
+      take(q, qu, t, NULL, now);
+      a[k++] = t;
+    } else if (queueDeadline(t) < *pNext) {
+      *pNext = queueDeadline(t);
+    }
+  }
+  return k;
+}
+
+/*
+** The timer thread, started with the first task that has a queue deadline:
+** it completes queued tasks as their deadline passes, whatever the workers
+** are doing (a writer may wait long for a lock).  Its completions run on
+** it, as a worker's do.
+*/
+static void *timerMain(void *p) {
+  enum { N = 64 };
+  sqlq *q = p;
+  sqlq__task *a[N];
+  struct sqlq__waiter *aWake[N];
+  tlsInCallback = 1;
+  pthread_mutex_lock(&q->mu);
+  while (!q->bClosing) {
+    int64_t now = nowNs(), next = INT64_MAX;
+    int n;
+    if (now > q->timerWakeNs) {
+      n = takeExpired(q, &q->writeQ, now, a, N, &next);
+      n += takeExpired(q, &q->readQ, now, a + n, N - n, &next);
+      q->timerWakeNs = n == N ? now : next;
+      if (n > 0) {
+        pthread_mutex_unlock(&q->mu);
+        complete(q, a, n, aWake);
+        pthread_mutex_lock(&q->mu);
+        continue;
+      }
+    }
+    if (q->timerWakeNs == INT64_MAX) {
+      pthread_cond_wait(&q->timerCond, &q->mu);
+    } else {
+      struct timespec ts;
+      int64_t wake;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      wake = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + 1 +
+             (q->timerWakeNs - nowNs());
+      ts.tv_sec = wake / 1000000000;
+      ts.tv_nsec = wake % 1000000000;
+      pthread_cond_timedwait(&q->timerCond, &q->mu, &ts);
+    }
+  }
+  pthread_mutex_unlock(&q->mu);
+  return NULL;
+}
+
+/*
+** Makes the timer wake by deadline, starting it if need be.  The mutex
+** held.  If the thread cannot start, deadlines are still checked when a
+** task leaves its queue.
+*/
+static void armTimer(sqlq *q, int64_t deadline) {
+  if (!q->bTimer) {
+    q->timerWakeNs = INT64_MAX;
+    if (pthread_create(&q->timer, NULL, timerMain, q) != 0) return;
+    q->bTimer = 1;
+  }
+  if (deadline < q->timerWakeNs) {
+    q->timerWakeNs = deadline;
+    pthread_cond_signal(&q->timerCond);
+  }
 }
 
 /*
@@ -771,7 +869,9 @@ static void teardown(sqlq *q) {
   pthread_cond_broadcast(&q->writeQ.cond);
   pthread_cond_broadcast(&q->readQ.cond);
   pthread_cond_broadcast(&q->room);
+  pthread_cond_signal(&q->timerCond);
   pthread_mutex_unlock(&q->mu);
+  if (q->bTimer) pthread_join(q->timer, NULL);
   if (q->writer.bStarted) pthread_join(q->writer.thread, NULL);
   for (i = 0; i < q->nReader; i++) {
     if (q->aReader[i].bStarted) pthread_join(q->aReader[i].thread, NULL);
@@ -792,6 +892,7 @@ static void teardown(sqlq *q) {
   pthread_cond_destroy(&q->readQ.cond);
   pthread_cond_destroy(&q->idle);
   pthread_cond_destroy(&q->room);
+  pthread_cond_destroy(&q->timerCond);
   pthread_mutex_destroy(&q->mu);
   free(q->aReader);
   free(q->aBatch);
@@ -907,6 +1008,7 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   pthread_cond_init(&q->readQ.cond, NULL);
   pthread_cond_init(&q->idle, NULL);
   pthread_cond_init(&q->room, NULL);
+  pthread_cond_init(&q->timerCond, NULL);
   q->aBatch = malloc((size_t)q->o.batch_max * sizeof(sqlq__task *));
   q->aWake = malloc((size_t)q->o.batch_max * sizeof(struct sqlq__waiter *));
   if (q->zPath == NULL || q->aBatch == NULL || q->aWake == NULL) {

@@ -22,7 +22,8 @@
 ** - sqlq_fd() and sqlq_dispatch() belong to the thread that runs the event
 **   loop of a handle opened in dispatch mode.
 ** - A completion callback runs exactly once per accepted task: on the worker
-**   thread that ran it, or, in dispatch mode, on the thread that calls
+**   thread that ran it (or, for a task whose queue deadline passed, on the
+**   handle's timer thread), or, in dispatch mode, on the thread that calls
 **   sqlq_dispatch() (or sqlq_close(), for completions still undelivered).
 **   A task function (fn) runs on a worker thread.  Neither may call
 **   sqlq_exec() or sqlq_close() on any handle: those return SQLQ_EMISUSE

@@ -1732,6 +1732,34 @@ START_TEST(test_queue_deadline) {
 }
 END_TEST
 
+/*
+** A queue deadline fires close to its time while the writer is busy (issue
+** 8: it was checked only when the task left the queue, so a 50 ms limit
+** was answered after the writer came free).
+*/
+START_TEST(test_queue_deadline_on_time) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  Statuses s;
+  Gate g;
+  int64_t late, t0;
+  batch_setup(q, "CREATE TABLE t(v)", &s, &g);
+  c.kind = SQLQ_WRITE;
+  c.sql = "INSERT INTO t VALUES (1)";
+  c.queue_timeout_ms = 50;
+  t0 = test_now_ms();
+  late = queue_call(q, &c, &s);
+  /* The writer stays blocked: the completion comes anyway. */
+  latch_wait(&s.l, 1);
+  ck_assert_int_eq(s.a[late], SQLQ_ETIMEOUT);
+  ck_assert_int_ge(test_now_ms() - t0, 50);
+  ck_assert_int_lt(test_now_ms() - t0, 1000 * test_slowdown());
+  gate_open(&g);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 0);
+  closeq(q);
+}
+END_TEST
+
 typedef struct Blocked Blocked;
 struct Blocked {
   sqlq *q;        /* The handle */
@@ -1910,6 +1938,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_write_time_limit);
   tcase_add_test(tc, test_write_limit_covers_lock_wait);
   tcase_add_test(tc, test_queue_deadline);
+  tcase_add_test(tc, test_queue_deadline_on_time);
   tcase_add_test(tc, test_exec_waits_for_room);
   suite_add_tcase(s, tc);
 

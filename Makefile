@@ -5,6 +5,7 @@
 #                        build/libsqlq.a, build/libsqlq.so, sqlq.pc
 #   make test            every test: Check suites, sql/ scripts, Python clients
 #   make sanitize        the C tests under ASan+UBSan, then under TSan
+#   make test-long       the crash test for 200 rounds (CI runs it)
 #   make valgrind        the C tests under valgrind
 #   make bench           the benchmarks (tests/bench/)
 #   make fuzz            the libFuzzer harness of the extension for FUZZ_TIME
@@ -237,6 +238,14 @@ test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN) $(FAULT_BIN)
 	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \
 	  rm -rf $$d; exit $$rc
 
+# The SIGKILL loop at length: 200 rounds.
+test-long:
+	@scripts/deps.sh $(DEPS_TEST)
+	@$(MAKE) --no-print-directory $(CRASH_BIN)
+	d=$$(mktemp -d) && $(CRASH_BIN) $$d 200 > $$d/log; rc=$$?; \
+	  if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \
+	  rm -rf $$d; exit $$rc
+
 test-sql: $(EXT_SO)
 	tests/sqltest.sh $(SQLITE3) $(SQL_TESTS)
 
@@ -279,5 +288,5 @@ uninstall:
 clean:
 	rm -rf build $(EXT_SO)
 
-.PHONY: all test demo sanitize valgrind bench fuzz test-c test-sql test-python \
+.PHONY: all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
   test-clients test-example test-install install uninstall clean

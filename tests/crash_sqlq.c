@@ -12,7 +12,9 @@
 ** writes each: single-row inserts by callback, some by sqlq_exec(),
 ** WRITE_MANY tasks of several rows, and writes that fail on purpose (a
 ** duplicate key, alone or as the last row of a WRITE_MANY), so that group
-** commits hold failures too.  The pad of a row is 0 to MAX_PAD bytes, so
+** commits hold failures too; some single rows go through isolated WRITE_FN
+** tasks, and checkpoints run now and then.  The pad of a row is 0 to
+** MAX_PAD bytes, so
 ** transactions span varying numbers of pages.  When a write completes with
 ** status 0, the child sends its keys to the parent through a pipe, as
 ** 8-byte records in one write(2), which a pipe keeps whole.
@@ -103,6 +105,7 @@ typedef struct Ticket {
   int bDoomed;            /* Its last key is a duplicate: it must fail */
   int nKey;               /* Rows */
   int64_t aKey[MAX_MANY]; /* Their keys */
+  int nPad;               /* Pad bytes of an isolated write's row */
 } Ticket;
 
 static sqlq *q;                     /* The child's handle */
@@ -226,9 +229,24 @@ static Ticket *nextTicket(Client *c) {
   return t;
 }
 
+/* An isolated WRITE_FN: inserts the one row of the ticket arg. */
+static int isolatedInsert(sqlite3 *db, void *arg) {
+  const Ticket *t = arg;
+  sqlite3_stmt *p;
+  int rc = sqlite3_prepare_v2(db, SQL_INSERT, -1, &p, NULL);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_int64(p, 1, t->aKey[0]);
+  sqlite3_bind_blob(p, 2, aPad, t->nPad, SQLITE_STATIC);
+  rc = sqlite3_step(p);
+  sqlite3_finalize(p);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /*
 ** The loop of a writing thread: writes by callback (9 in 10, through a
-** WRITE or WRITE_MANY) or by sqlq_exec(), forever.
+** WRITE or WRITE_MANY, 1 in 16 of the single rows through an isolated
+** WRITE_FN) or by sqlq_exec(), forever.  Thread 0 also asks for a
+** checkpoint now and then, so that kills land in checkpoints too.
 */
 static _Noreturn void clientLoop(Client *c) {
   for (;;) {
@@ -248,6 +266,20 @@ static _Noreturn void clientLoop(Client *c) {
     call.params = aParam;
     call.nparams = 2;
     call.nrows = t->nKey;
+    if (c->idx == 0 && test_random(&c->rng) % 64 == 0) {
+      sqlq_call ckpt = {0};
+      ckpt.kind = SQLQ_SCRIPT;
+      ckpt.sql = "PRAGMA wal_checkpoint(TRUNCATE)";
+      sqlq_submit(q, &ckpt);
+    }
+    if (!bExec && t->nKey == 1 && test_random(&c->rng) % 16 == 0) {
+      t->nPad = (int)aParam[1].n;
+      memset(&call, 0, sizeof(call));
+      call.kind = SQLQ_WRITE_FN;
+      call.fn = isolatedInsert;
+      call.arg = t;
+      call.flags = SQLQ_ISOLATED;
+    }
     if (bExec) {
       status = sqlq_exec(q, &call, &r);
       if (r == NULL) {

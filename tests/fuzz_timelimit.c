@@ -59,9 +59,13 @@
 **                                 text behind "-- ", so whatever follows the
 **                                 first line break is taken for its start).
 **
-** Built with -DFUZZ_THREAD (and -fsanitize=fuzzer,thread), a second thread
-** reads timelimit_activity on a connection of its own all the time, so that
-** ThreadSanitizer sees the snapshot race with the statements.
+** Built with -DFUZZ_THREAD, a second thread reads timelimit_activity on a
+** connection of its own all the time, for ThreadSanitizer.  Compile the
+** extension without libFuzzer's coverage counters (both threads bump them,
+** and TSan reports that):
+**
+**   clang -g -O1 -fsanitize=thread -std=c11 -D_POSIX_C_SOURCE=200809L **     -DSQLITE_CORE -Iext -c ext/timelimit.c -o build/timelimit_tsan.o
+**   clang -g -O1 -fsanitize=fuzzer,thread -std=c11 **     -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -DSQLITE_CORE **     -DFUZZ_THREAD -Iext tests/fuzz_timelimit.c build/timelimit_tsan.o **     -lsqlite3 -pthread -o build/fuzz_timelimit_tsan
 */
 #include "timelimit.h"
 
@@ -89,10 +93,11 @@
 #define INPUTNESTS 100  /* nest() calls all of one input may make */
 #define NHIST 16        /* Connection ids remembered for interrupts */
 /*
-** SQLite calls the progress handler only at the jumps of a loop (OP_Goto,
-** OP_Next...) once TIMELIMIT_CHECK_STEPS steps have passed, so a statement
-** runs the rest of its loop body past each multiple: a budget of 1001 stops
-** a plain CTE after 2008 steps.  Invariant 2 allows that much more.
+** SQLite calls the progress handler at the first loop jump (OP_Goto,
+** OP_Next...) after each multiple of TIMELIMIT_CHECK_STEPS steps, so a
+** statement runs the rest of its loop body past the check that stops it: a
+** budget of 1001 stops a plain CTE after 2008 steps, 7 more than B + 1000.
+** Invariant 2 allows this much more.
 */
 #define STEP_SLACK 500
 

@@ -232,7 +232,8 @@ test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN) $(FAULT_BIN)
 	TMPDIR=$(BUILD)/tmp TIMELIMIT_SO=$(CHECK_SO) CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(FAULT_BIN) $$d lib && $(FAULT_BIN) $$d sqlite && \
-	  $(FAULT_BIN) $$d io && $(FAULT_BIN) $$d io-persist; \
+	  $(FAULT_BIN) $$d io && $(FAULT_BIN) $$d io-persist && \
+	  $(FAULT_BIN) $$d power; \
 	  rc=$$?; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \
 	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \

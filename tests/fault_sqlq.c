@@ -2,7 +2,7 @@
 ** fault_sqlq.c: allocation-failure and I/O-failure sweeps of sqlq's write
 ** paths.
 **
-** Usage: fault_sqlq DIR lib|sqlite|io|io-persist [FIRST [LAST]]
+** Usage: fault_sqlq DIR lib|sqlite|io|io-persist|power [FIRST [LAST]]
 **
 ** "lib" fails the library's own allocations (malloc, calloc, realloc and
 ** strdup, wrapped at link time with -Wl,--wrap); "sqlite" fails SQLite's
@@ -10,7 +10,10 @@
 ** "io" fails file operations through tests/faultvfs.c (writes with
 ** SQLITE_IOERR_WRITE or, on even runs, SQLITE_FULL; syncs, truncations,
 ** size reads, shared-memory maps), and "io-persist" every one after the
-** first too, until the run's tasks are done.  Run N of the sweep fails the
+** first too, until the handle has closed; "power" does the same and then
+** cuts the power: the writes no sync made durable are dropped, kept, or
+** torn (every other sector), by turns (run N % 3), before the file is
+** checked, with synchronous FULL.  Run N of the sweep fails the
 ** N-th allocation (or operation) after the handle is open, while a mix of
 ** writes runs: lone writes, a write that fails on a
 ** constraint (its savepoint is rolled back inside the batch), WRITE_MANY,
@@ -57,6 +60,7 @@ static int bLib; /* Fail the library's allocations */
 static int bSqlite; /* Fail SQLite's allocations */
 static int bIo;  /* Fail file operations (faultvfs) */
 static int bPersist; /* ... every one after the first too */
+static int bPower;   /* ... then cut the power */
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
@@ -226,6 +230,7 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
   }
   sqlite3_close(db);
   o.synchronous = bIo ? 2 : 1;
+  if (bPower) faultvfs_record(1);
   if (sqlq_open(zPath, &o, &q) != 0) return fail(n, "sqlq_open");
   memset(aTask, 0, sizeof(aTask));
   atomic_store(&nInjected, 0);
@@ -280,6 +285,9 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
   }
   if (sqlq_close(q) != 0) bad = fail(n, "sqlq_close");
   faultvfs_disarm();
+  if (bPower && faultvfs_power_cut(n % 3) != 0) {
+    bad = fail(n, "the power cut could not restore a file");
+  }
   if (sqlite3_open(zPath, &db) != SQLITE_OK) return fail(n, "reopen");
   for (i = 0; i < NTASK; i++) {
     const Task *t = &aTask[i];
@@ -317,16 +325,19 @@ int main(int argc, char **argv) {
   char zPath[4200];
   int n, first, last, bInjected = 1, nRuns = 0;
   if (argc < 3 || (strcmp(argv[2], "lib") && strcmp(argv[2], "sqlite") &&
-                   strcmp(argv[2], "io") && strcmp(argv[2], "io-persist"))) {
-    fprintf(stderr, "usage: %s DIR lib|sqlite|io|io-persist [FIRST [LAST]]\n",
+                   strcmp(argv[2], "io") && strcmp(argv[2], "io-persist") &&
+                   strcmp(argv[2], "power"))) {
+    fprintf(stderr,
+            "usage: %s DIR lib|sqlite|io|io-persist|power [FIRST [LAST]]\n",
             argv[0]);
     return 2;
   }
   zMode = argv[2];
   bLib = strcmp(zMode, "lib") == 0;
   bSqlite = strcmp(zMode, "sqlite") == 0;
-  bIo = strncmp(zMode, "io", 2) == 0;
-  bPersist = strcmp(zMode, "io-persist") == 0;
+  bPower = strcmp(zMode, "power") == 0;
+  bIo = strncmp(zMode, "io", 2) == 0 || bPower;
+  bPersist = strcmp(zMode, "io-persist") == 0 || bPower;
   if (bIo && faultvfs_register() != SQLITE_OK) {
     fprintf(stderr, "fault_sqlq: cannot register the fault VFS\n");
     return 1;

@@ -1,19 +1,45 @@
 /*
 ** faultvfs.c: a fault-injecting VFS for tests, wrapping the real default
 ** VFS (see faultvfs.h).  Only the counted operations can fail; everything
-** else passes through unchanged.
+** else passes through unchanged.  For power loss it keeps an undo record of
+** the changes no sync has made durable yet.
 */
 #include "faultvfs.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct FvFile FvFile;
 struct FvFile {
   sqlite3_file base;    /* Base class: pMethods is fvIo */
   sqlite3_file *pReal;  /* The real file, allocated right after this */
   int bCounted;         /* Main database or WAL: its operations count */
+  int bDurable;         /* Database, WAL or journal: power loss matters */
+  char *zPath;          /* Its full path (malloc), for power loss */
 };
+
+/*
+** One unsynced change of a file: its bytes [off, off+n) were aOld (nOld of
+** them existed; the file was nSize bytes long before).
+*/
+typedef struct FvUndo FvUndo;
+struct FvUndo {
+  char *zPath;         /* The file (malloc) */
+  sqlite3_int64 off;   /* Where the change starts */
+  sqlite3_int64 nSize; /* The file's size before it */
+  int n;               /* Bytes changed */
+  unsigned char *aOld; /* What they were (n bytes; beyond nSize: none) */
+  FvUndo *pPrev;       /* The change before it */
+};
+
+static pthread_mutex_t fvMu = PTHREAD_MUTEX_INITIALIZER; /* For the undo */
+static FvUndo *fvLast;     /* The newest unsynced change */
+static atomic_int fvRecord; /* Recording for power loss */
 
 static sqlite3_vfs *fvReal;     /* The wrapped VFS */
 static atomic_long fvCountdown; /* > 0: the operation reaching 0 fails */
@@ -58,10 +84,102 @@ static int fvFail(FvFile *f, int k) {
   return 1;
 }
 
+/*
+** Remembers bytes [off, off+n) of f as they are now, before a write or a
+** truncation changes them.  Out of memory, the change goes unremembered
+** (the test then sees a failure it can replay).
+*/
+static void fvRemember(FvFile *f, sqlite3_int64 off, sqlite3_int64 n) {
+  FvUndo *u;
+  sqlite3_int64 size = 0;
+  if (!atomic_load(&fvRecord) || !f->bDurable || f->zPath == NULL) return;
+  if (f->pReal->pMethods->xFileSize(f->pReal, &size) != SQLITE_OK) return;
+  u = calloc(1, sizeof(*u));
+  if (u == NULL) return;
+  u->zPath = strdup(f->zPath);
+  u->off = off;
+  u->nSize = size;
+  u->n = (int)n;
+  u->aOld = calloc(1, (size_t)n + 1);
+  if (u->zPath == NULL || u->aOld == NULL) {
+    free(u->zPath);
+    free(u->aOld);
+    free(u);
+    return;
+  }
+  if (off < size) {
+    sqlite3_int64 nHave = size - off < n ? size - off : n;
+    f->pReal->pMethods->xRead(f->pReal, u->aOld, (int)nHave, off);
+  }
+  pthread_mutex_lock(&fvMu);
+  u->pPrev = fvLast;
+  fvLast = u;
+  pthread_mutex_unlock(&fvMu);
+}
+
+/* A sync of f made its changes durable: forgets them. */
+static void fvForget(FvFile *f) {
+  FvUndo **pp, *u;
+  if (f->zPath == NULL) return;
+  pthread_mutex_lock(&fvMu);
+  for (pp = &fvLast; (u = *pp) != NULL;) {
+    if (strcmp(u->zPath, f->zPath) == 0) {
+      *pp = u->pPrev;
+      free(u->zPath);
+      free(u->aOld);
+      free(u);
+    } else {
+      pp = &u->pPrev;
+    }
+  }
+  pthread_mutex_unlock(&fvMu);
+}
+
+void faultvfs_record(int bOn) {
+  atomic_store(&fvRecord, bOn);
+}
+
+int faultvfs_power_cut(int eMode) {
+  FvUndo *u;
+  int rc = 0, iSector = 0;
+  atomic_store(&fvRecord, 0);
+  pthread_mutex_lock(&fvMu);
+  /* Newest first, so that each file ends as it was at its last sync. */
+  while ((u = fvLast) != NULL) {
+    fvLast = u->pPrev;
+    if (eMode != FAULTVFS_KEEP) {
+      int fd = open(u->zPath, O_WRONLY);
+      sqlite3_int64 i;
+      if (fd < 0) {
+        /* A file SQLite deleted since (a WAL at close) has nothing left. */
+        if (errno != ENOENT) rc = -1;
+      } else {
+        for (i = 0; i < u->n; i += 512) {
+          sqlite3_int64 n = u->n - i < 512 ? u->n - i : 512;
+          if (eMode == FAULTVFS_TEAR && (iSector++ & 1)) continue;
+          if (u->off + i < u->nSize) {
+            if (u->off + i + n > u->nSize) n = u->nSize - (u->off + i);
+            if (pwrite(fd, u->aOld + i, (size_t)n, u->off + i) != n) rc = -1;
+          }
+        }
+        if (eMode == FAULTVFS_DROP && ftruncate(fd, u->nSize) != 0) rc = -1;
+        close(fd);
+      }
+    }
+    free(u->zPath);
+    free(u->aOld);
+    free(u);
+  }
+  pthread_mutex_unlock(&fvMu);
+  return rc;
+}
+
 static int fvClose(sqlite3_file *p) {
   FvFile *f = (FvFile *)p;
   int rc = f->pReal->pMethods ? f->pReal->pMethods->xClose(f->pReal) : 0;
   f->pReal->pMethods = NULL;
+  free(f->zPath);
+  f->zPath = NULL;
   return rc;
 }
 
@@ -75,19 +193,29 @@ static int fvWrite(sqlite3_file *p, const void *a, int n, sqlite3_int64 off) {
   if (fvFail(f, FAULTVFS_WRITE)) {
     return atomic_load(&fvFull) ? SQLITE_FULL : SQLITE_IOERR_WRITE;
   }
+  fvRemember(f, off, n);
   return f->pReal->pMethods->xWrite(f->pReal, a, n, off);
 }
 
 static int fvTruncate(sqlite3_file *p, sqlite3_int64 size) {
   FvFile *f = (FvFile *)p;
+  sqlite3_int64 now = 0;
   if (fvFail(f, FAULTVFS_TRUNCATE)) return SQLITE_IOERR_TRUNCATE;
+  if (atomic_load(&fvRecord) &&
+      f->pReal->pMethods->xFileSize(f->pReal, &now) == SQLITE_OK &&
+      now > size) {
+    fvRemember(f, size, now - size);
+  }
   return f->pReal->pMethods->xTruncate(f->pReal, size);
 }
 
 static int fvSync(sqlite3_file *p, int flags) {
   FvFile *f = (FvFile *)p;
+  int rc;
   if (fvFail(f, FAULTVFS_SYNC)) return SQLITE_IOERR_FSYNC;
-  return f->pReal->pMethods->xSync(f->pReal, flags);
+  rc = f->pReal->pMethods->xSync(f->pReal, flags);
+  if (rc == SQLITE_OK) fvForget(f);
+  return rc;
 }
 
 static int fvFileSize(sqlite3_file *p, sqlite3_int64 *pSize) {
@@ -175,7 +303,14 @@ static int fvOpen(sqlite3_vfs *pVfs, const char *zName, sqlite3_file *p,
   memset(f, 0, sizeof(*f));
   f->pReal = (sqlite3_file *)&f[1];
   f->bCounted = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+  f->bDurable = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL |
+                          SQLITE_OPEN_MAIN_JOURNAL)) != 0;
+  f->zPath = zName ? strdup(zName) : NULL;
   rc = fvReal->xOpen(fvReal, zName, f->pReal, flags, pOutFlags);
+  if (rc != SQLITE_OK) {
+    free(f->zPath);
+    f->zPath = NULL;
+  }
   if (f->pReal->pMethods) f->base.pMethods = &fvIo;
   return rc;
 }

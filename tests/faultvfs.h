@@ -39,4 +39,18 @@ int faultvfs_injected(void);
 */
 void faultvfs_write_full(int bFull);
 
+/*
+** Power loss.  While recording, every write and truncation of a database,
+** WAL or journal file not yet followed by a sync of that file is remembered
+** with the bytes it replaced.  faultvfs_power_cut(), called once no
+** connection has the files open, makes the files what the power cut would
+** leave: FAULTVFS_DROP undoes every unsynced write, FAULTVFS_KEEP keeps
+** them all, FAULTVFS_TEAR undoes every other 512-byte sector of them (a
+** write torn across sectors).  Returns 0, or -1 if a file could not be
+** restored.  Recording stops there, and the record is emptied.
+*/
+enum { FAULTVFS_DROP, FAULTVFS_KEEP, FAULTVFS_TEAR };
+void faultvfs_record(int bOn);
+int faultvfs_power_cut(int eMode);
+
 #endif /* FAULTVFS_H */

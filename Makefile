@@ -179,7 +179,7 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 test:
 	@scripts/deps.sh $(DEPS_TEST)
 	@$(MAKE) --no-print-directory test-c test-sql test-python test-clients \
-	  test-example test-install
+	  test-example test-install test-docs
 
 # The extension in the sqlite3 shell (whose exit status counts the errors
 # the demo shows on purpose, hence the -), then the sqlq library at work.
@@ -253,6 +253,10 @@ test-sql: $(EXT_SO)
 test-python: $(EXT_SO)
 	$(PYTHON) tests/test_timelimit.py $(EXT_SO)
 
+# README.md's error texts and defaults are sqlq.h's.
+test-docs:
+	$(PYTHON) tests/doc_test.py
+
 # The extension inside real clients: APSW, aiosqlite, sqlite-utils.
 test-clients: $(EXT_SO)
 	$(PYTHON) tests/test_clients.py $(EXT_SO)
@@ -290,4 +294,4 @@ clean:
 	rm -rf build $(EXT_SO)
 
 .PHONY: all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
-  test-clients test-example test-install install uninstall clean
+  test-clients test-docs test-example test-install install uninstall clean

@@ -46,12 +46,6 @@
 #include <unistd.h>
 
 #define HASH_SIZE 4096    /* Buckets of the task id table */
-#define DEFAULT_READERS 2 /* sqlq_options defaults */
-#define DEFAULT_TIMEOUT_MS 1000
-#define DEFAULT_MAX_ROWS 1000
-#define DEFAULT_CAPACITY 65536
-#define DEFAULT_BATCH_MAX 128
-#define DEFAULT_BUSY_TIMEOUT_MS 5000
 #define HIST_SIZE 160 /* Buckets: microseconds up to 2^41 */
 
 typedef struct Queue Queue;
@@ -919,14 +913,18 @@ static int optionsValid(const sqlq_options *o) {
 
 /* Fills the defaults of the options. */
 static void setDefaults(sqlq_options *o) {
-  if (o->readers <= 0) o->readers = DEFAULT_READERS;
-  if (o->read_timeout_ms <= 0) o->read_timeout_ms = DEFAULT_TIMEOUT_MS;
-  if (o->max_rows <= 0) o->max_rows = DEFAULT_MAX_ROWS;
-  if (o->queue_capacity <= 0) o->queue_capacity = DEFAULT_CAPACITY;
+  if (o->readers <= 0) o->readers = SQLQ_DEFAULT_READERS;
+  if (o->read_timeout_ms <= 0) {
+    o->read_timeout_ms = SQLQ_DEFAULT_READ_TIMEOUT_MS;
+  }
+  if (o->max_rows <= 0) o->max_rows = SQLQ_DEFAULT_MAX_ROWS;
+  if (o->queue_capacity <= 0) o->queue_capacity = SQLQ_DEFAULT_QUEUE_CAPACITY;
   if (o->immutable) o->read_only = 1;
-  if (o->synchronous <= 0) o->synchronous = 2;
-  if (o->batch_max <= 0) o->batch_max = DEFAULT_BATCH_MAX;
-  if (o->busy_timeout_ms <= 0) o->busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
+  if (o->synchronous <= 0) o->synchronous = SQLQ_DEFAULT_SYNCHRONOUS;
+  if (o->batch_max <= 0) o->batch_max = SQLQ_DEFAULT_BATCH_MAX;
+  if (o->busy_timeout_ms <= 0) {
+    o->busy_timeout_ms = SQLQ_DEFAULT_BUSY_TIMEOUT_MS;
+  }
 }
 
 /*

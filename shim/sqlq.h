@@ -168,23 +168,30 @@ typedef struct sqlq_call {
 ** SQLQ_MAX_READERS readers) makes sqlq_open() fail with SQLQ_EINVAL.
 */
 #define SQLQ_MAX_READERS 256
+/* The defaults (README.md's table of options quotes them; a test checks). */
+#define SQLQ_DEFAULT_READERS 2
+#define SQLQ_DEFAULT_READ_TIMEOUT_MS 1000
+#define SQLQ_DEFAULT_MAX_ROWS 1000
+#define SQLQ_DEFAULT_QUEUE_CAPACITY 65536
+#define SQLQ_DEFAULT_SYNCHRONOUS 2
+#define SQLQ_DEFAULT_BATCH_MAX 128
+#define SQLQ_DEFAULT_BUSY_TIMEOUT_MS 5000
 typedef struct sqlq_options {
-  int readers;          /* Reader threads (default 2) */
-  int read_timeout_ms;  /* Time limit of a read (default 1000) */
-  int max_rows;         /* Row cap of a read (default 1000) */
-  int queue_capacity;   /* Tasks waiting in the queues (default 65536) */
+  int readers;          /* Reader threads */
+  int read_timeout_ms;  /* Time limit of a read */
+  int max_rows;         /* Row cap of a read */
+  int queue_capacity;   /* Tasks waiting in the queues */
   int dispatch;         /* Completions run in sqlq_dispatch() */
   int read_only;        /* No writer; writes fail with SQLQ_EREADONLY */
   int immutable;        /* The file never changes (implies read_only) */
-  int synchronous;      /* PRAGMA synchronous of the writer: 1 NORMAL, 2 FULL
-                           (default), 3 EXTRA */
+  int synchronous;      /* PRAGMA synchronous of the writer: 1 NORMAL, 2 FULL,
+                           3 EXTRA */
   int batch_max;        /* Group commit: most writes in one transaction
-                           (default 128; 1 = a transaction per write) */
+                           (1 = a transaction per write) */
   int batch_wait_us;    /* Group commit: longest wait for more writes once a
                            batch has begun (default 0: take what is queued) */
   int write_timeout_ms; /* Time limit of each write (default 0: none) */
-  int busy_timeout_ms;  /* Longest wait for a lock another process holds
-                           (default 5000) */
+  int busy_timeout_ms;  /* Longest wait for a lock another process holds */
 } sqlq_options;
 
 /*

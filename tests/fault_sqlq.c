@@ -91,7 +91,7 @@ static void *mem_realloc(void *p, int n) {
 
 /* ---- one run ---- */
 
-enum { NTASK = 9 };
+enum { NTASK = 12 };
 
 /* What each task of the mix writes: keys base+0 .. base+nKeys-1. */
 typedef struct Task Task;
@@ -131,6 +131,20 @@ static int write_three(sqlite3 *db, void *arg) {
 }
 
 static const char *zMode; /* argv[2] */
+
+/* An isolated WRITE_FN: keys 600 and 601. */
+static int write_two(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "INSERT INTO t VALUES(600, 'iso');"
+                          "INSERT INTO t VALUES(601, 'iso')",
+                      NULL, NULL, NULL);
+}
+
+/* A READ_FN. */
+static int read_count(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "SELECT count(*) FROM t", NULL, NULL, NULL);
+}
 
 static int fail(int n, const char *zWhat) {
   fprintf(stderr, "fault_sqlq: run %d (%s): %s\n", n, zMode, zWhat);
@@ -185,6 +199,25 @@ static void submit(sqlq *q, int i) {
     c.nparams = 1;
     c.flags = SQLQ_NO_TRANSACTION;
     t->bPartial = 1;
+    break;
+  case 9:
+    t->base = 600;
+    t->nKeys = 2;
+    c.kind = SQLQ_WRITE_FN;
+    c.sql = NULL;
+    c.fn = write_two;
+    c.flags = SQLQ_ISOLATED;
+    break;
+  case 10:
+    t->nKeys = 0;
+    c.kind = SQLQ_READ;
+    c.sql = "SELECT count(*) FROM t";
+    break;
+  case 11:
+    t->nKeys = 0;
+    c.kind = SQLQ_READ_FN;
+    c.sql = NULL;
+    c.fn = read_count;
     break;
   default:
     t->base = 900;

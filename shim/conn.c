@@ -23,9 +23,9 @@
 ** An authorizer notes the transaction-control statements (BEGIN, COMMIT,
 ** SAVEPOINT, ...) a task prepares, and refuses them inside a transactional
 ** task or an SQL read: SQLite's parser finds them, not ours.  It also
-** refuses, in a read, what would change the connection for later tasks (a
-** PRAGMA that sets a value, ATTACH, DETACH); PRAGMA table_info(t) and the
-** like, whose argument names what they read, stay allowed.  Every connection is locked
+** refuses, in every task on a shared connection, what would change the
+** connection for the tasks after it (stateBits: a PRAGMA that sets a
+** value, ATTACH, DETACH, TEMP schema objects).  Every connection is locked
 ** (timelimit_lock) and each task gets the handle's limits again, so no
 ** task's SQL changes the limits of the next.
 */
@@ -46,7 +46,7 @@ struct CacheEntry {
   sqlite3_stmt *pStmt; /* Its prepared statement */
   uint64_t lastUse;    /* Value of useClock at its last use */
   int bTxn;            /* It is a transaction-control statement */
-  int bState;          /* It changes the connection (PRAGMA x = v, ATTACH) */
+  int eState;          /* STATE_* bits: tasks that may not run it */
 };
 
 struct sqlq__conn {
@@ -63,8 +63,8 @@ struct sqlq__conn {
   int bGuard;                    /* Refuse transaction control now */
   int bSawTxn;                   /* The authorizer saw transaction control */
   int bDenied;                   /* It refused some in the current task */
-  int bReadOnly;                 /* Refuse changes of the connection now */
-  int bSawState;                 /* The authorizer saw such a change */
+  int eStateGuard;               /* STATE_* a task may not do now, or 0 */
+  int eSawState;                 /* STATE_* bits the authorizer saw */
   int bStateDenied;              /* It refused one in the current task */
   uint64_t useClock;             /* Counts cache lookups */
   CacheEntry aCache[CACHE_SIZE]; /* Statement cache */
@@ -87,9 +87,13 @@ static int64_t monoMs(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The time limit of a write: the lower of the handle's and the call's. */
-static int64_t writeLimit(const sqlq__task *t, const sqlq_options *o) {
-  int64_t ms = o->write_timeout_ms;
+/*
+** The time limit of a task, 0 = none: for a write, the lower of the
+** handle's and the call's; for a read, the handle's, lowered by the call.
+*/
+static int64_t taskLimit(const sqlq__task *t, const sqlq_options *o) {
+  int bRead = t->call.kind == SQLQ_READ || t->call.kind == SQLQ_READ_FN;
+  int64_t ms = bRead ? o->read_timeout_ms : o->write_timeout_ms;
   if (t->call.timeout_ms > 0 && (ms == 0 || t->call.timeout_ms < ms)) {
     ms = t->call.timeout_ms;
   }
@@ -111,7 +115,7 @@ static int onBusy(void *p, int nPrior) {
   left = c->busyStartMs + c->o->busy_timeout_ms - now;
   for (i = 0; i < c->nWait; i++) {
     sqlq__task *t = c->aWait[i];
-    int64_t ms = writeLimit(t, c->o);
+    int64_t ms = taskLimit(t, c->o);
     if (sqlq_result_status(t->res) != 0) continue;
     if (sqlq__task_canceled(t)) {
       c->eBusyStop = BUSY_CANCELED;
@@ -150,7 +154,7 @@ static int failWaiters(sqlq__conn *c, sqlq__task **a, int n) {
   int64_t now = monoMs();
   int i, nFailed = 0;
   for (i = 0; i < n; i++) {
-    int64_t ms = writeLimit(a[i], c->o);
+    int64_t ms = taskLimit(a[i], c->o);
     if (sqlq_result_status(a[i]->res) != 0) continue;
     if (sqlq__task_canceled(a[i])) {
       sqlq__result_fail(a[i]->res, SQLQ_ECANCELED, NULL);
@@ -163,30 +167,70 @@ static int failWaiters(sqlq__conn *c, sqlq__task **a, int n) {
   return nFailed;
 }
 
-/*
-** True if the PRAGMA named z takes an argument that names what it reads
-** (PRAGMA table_info(t)) rather than a value it sets.
-*/
-static int isQueryPragma(const char *z) {
-  static const char *const azQuery[] = {
-      "foreign_key_check", "foreign_key_list", "index_info",   "index_list",
-      "index_xinfo",       "integrity_check",  "quick_check",  "table_info",
-      "table_list",        "table_xinfo"};
+/* True if z is one of the n names of az (any case). */
+static int isOneOf(const char *z, const char *const *az, size_t n) {
   size_t i;
-  for (i = 0; i < sizeof(azQuery) / sizeof(azQuery[0]); i++) {
-    if (sqlite3_stricmp(z, azQuery[i]) == 0) return 1;
+  for (i = 0; i < n; i++) {
+    if (sqlite3_stricmp(z, az[i]) == 0) return 1;
   }
   return 0;
 }
 
 /*
+** Which tasks may not run what the authorizer sees (op, z1, z2): STATE_READ
+** and STATE_WRITE bits, for what would change the connection for the tasks
+** after it.  A PRAGMA whose argument names what it reads (table_info(t))
+** is free; one that changes the database file itself (user_version), only
+** the current transaction (defer_foreign_keys), or sets the database's
+** quota (max_page_count, which then stays on the writer) is free in writes;
+** any
+** other PRAGMA that sets a value, ATTACH, DETACH and TEMP schema objects
+** are refused in every task.
+*/
+enum { STATE_READ = 1, STATE_WRITE = 2 };
+static int stateBits(int op, const char *z1, const char *z2) {
+  static const char *const azQuery[] = {
+      "foreign_key_check", "foreign_key_list", "index_info",   "index_list",
+      "index_xinfo",       "integrity_check",  "quick_check",  "table_info",
+      "table_list",        "table_xinfo"};
+  static const char *const azDatabase[] = {
+      "application_id", "defer_foreign_keys", "incremental_vacuum",
+      "max_page_count", "optimize",           "user_version",
+      "wal_checkpoint"};
+  switch (op) {
+  case SQLITE_PRAGMA:
+    if (z2 == NULL || isOneOf(z1, azQuery, sizeof(azQuery) / sizeof(*azQuery))) {
+      return 0;
+    }
+    if (isOneOf(z1, azDatabase, sizeof(azDatabase) / sizeof(*azDatabase))) {
+      return STATE_READ;
+    }
+    return STATE_READ | STATE_WRITE;
+  case SQLITE_ATTACH:
+  case SQLITE_DETACH:
+  case SQLITE_CREATE_TEMP_INDEX:
+  case SQLITE_CREATE_TEMP_TABLE:
+  case SQLITE_CREATE_TEMP_TRIGGER:
+  case SQLITE_CREATE_TEMP_VIEW:
+  case SQLITE_DROP_TEMP_INDEX:
+  case SQLITE_DROP_TEMP_TABLE:
+  case SQLITE_DROP_TEMP_TRIGGER:
+  case SQLITE_DROP_TEMP_VIEW:
+    return STATE_READ | STATE_WRITE;
+  default:
+    return 0;
+  }
+}
+
+/*
 ** The authorizer: notes transaction control (BEGIN, COMMIT, END, ROLLBACK,
-** SAVEPOINT, RELEASE) and refuses it while the guard is up.
+** SAVEPOINT, RELEASE) and refuses it while the guard is up; notes what
+** would change the connection (stateBits) and refuses it in a task.
 */
 static int authorize(void *p, int op, const char *z1, const char *z2,
                      const char *z3, const char *z4) {
   sqlq__conn *c = p;
-  (void)z1;
+  int bits = stateBits(op, z1, z2);
   (void)z3;
   (void)z4;
   if (op == SQLITE_TRANSACTION || op == SQLITE_SAVEPOINT) {
@@ -196,10 +240,9 @@ static int authorize(void *p, int op, const char *z1, const char *z2,
       return SQLITE_DENY;
     }
   }
-  if ((op == SQLITE_PRAGMA && z2 != NULL && !isQueryPragma(z1)) ||
-      op == SQLITE_ATTACH || op == SQLITE_DETACH) {
-    c->bSawState = 1;
-    if (c->bReadOnly) {
+  if (bits) {
+    c->eSawState |= bits;
+    if (c->eStateGuard & bits) {
       c->bStateDenied = 1;
       return SQLITE_DENY;
     }
@@ -207,10 +250,10 @@ static int authorize(void *p, int op, const char *z1, const char *z2,
   return SQLITE_OK;
 }
 
-/* The message of a read that tried to change its connection. */
+/* The message of a task that tried to change its connection. */
 static const char zStateDenied[] =
-    "a read may not change its connection (a PRAGMA that sets a value, "
-    "ATTACH, DETACH)";
+    "a task may not change its connection (a PRAGMA that sets a value, "
+    "ATTACH, DETACH, a TEMP table, view, index or trigger)";
 
 int sqlq__conn_open(const char *zPath, int eRole, const sqlq_options *o,
                     sqlq__conn **ppConn, char **pzErr) {
@@ -301,7 +344,7 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
         sqlq__result_fail(res, SQLQ_ETXNCTL, NULL);
         return NULL;
       }
-      if (e->bState && c->bReadOnly) {
+      if (e->eState & c->eStateGuard) {
         c->bStateDenied = 1;
         sqlq__result_fail(res, SQLQ_EINVAL, zStateDenied);
         return NULL;
@@ -311,7 +354,8 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
     }
     if (e->lastUse < victim->lastUse) victim = e;
   }
-  c->bSawTxn = c->bSawState = 0;
+  c->bSawTxn = 0;
+  c->eSawState = 0;
   rc = sqlite3_prepare_v3(c->db, zSql, -1, SQLITE_PREPARE_PERSISTENT, &pStmt,
                           &zTail);
   if (rc != SQLITE_OK) {
@@ -319,6 +363,12 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
       sqlq__result_fail(res, SQLQ_ETXNCTL, NULL);
     } else if (c->bStateDenied) {
       sqlq__result_fail(res, SQLQ_EINVAL, zStateDenied);
+    } else if ((rc & 0xff) == SQLITE_BUSY && c->eBusyStop) {
+      /* Reading the schema waited for a lock past the task's limit. */
+      sqlq__result_fail(res,
+                        c->eBusyStop == BUSY_CANCELED ? SQLQ_ECANCELED
+                                                      : SQLQ_ETIMEOUT,
+                        NULL);
     } else {
       sqlq__result_fail(res, rc, sqlite3_errmsg(c->db));
     }
@@ -353,7 +403,7 @@ static sqlite3_stmt *prepareCached(sqlq__conn *c, const char *zSql,
   victim->pStmt = pStmt;
   victim->lastUse = c->useClock;
   victim->bTxn = c->bSawTxn;
-  victim->bState = c->bSawState;
+  victim->eState = c->eSawState;
   return pStmt;
 }
 
@@ -550,7 +600,7 @@ static int runScript(sqlq__conn *c, sqlq__task *t) {
     sqlite3_stmt *pStmt = NULL;
     rc = sqlite3_prepare_v2(c->db, z, -1, &pStmt, &z);
     if (rc != SQLITE_OK) {
-      sqlq__result_fail(t->res, rc, sqlite3_errmsg(c->db));
+      failWith(c, t, rc);
       break;
     }
     if (pStmt == NULL) break;
@@ -657,6 +707,7 @@ static void runFnInTxn(sqlq__conn *c, sqlq__task *t) {
     sqlq__result_fail(t->res, SQLITE_ABORT,
                       "the task ended the transaction, which was rolled back");
   } else if (rc == SQLITE_OK) {
+    c->nWait = 0; /* COMMIT waits out a lock, whatever t's limit */
     rc = execControl(c, "COMMIT");
     if (commitUnknown(c, rc)) {
       char zMsg[160];
@@ -716,13 +767,14 @@ static int runInBatch(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
     sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
     return SQLITE_ERROR;
   }
-  setLimit(c, writeLimit(t, o));
+  setLimit(c, taskLimit(t, o));
   rc = bSavepoint ? execControl(c, "SAVEPOINT sqlq_task") : SQLITE_OK;
   if (rc == SQLITE_OK) {
     c->bGuard = 1;
-    c->bDenied = 0;
+    c->bDenied = c->bStateDenied = 0;
+    c->eStateGuard = STATE_WRITE;
     rc = runWriteBody(c, t);
-    c->bGuard = 0;
+    c->bGuard = c->eStateGuard = 0;
   } else {
     failWith(c, t, rc);
   }
@@ -820,6 +872,8 @@ static void runBatch(sqlq__conn *c, sqlq__task **a, int n,
       return;
     }
     setLimit(c, 0);
+    /* The tasks have run: COMMIT waits out a lock, whatever their limits. */
+    waitFor(c, NULL, 0);
     rc = execControl(c, "COMMIT");
     if (rc == SQLITE_OK) {
       st->nBatches++;
@@ -854,14 +908,17 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                      const char *zPath) {
   int64_t nBefore = sqlite3_total_changes64(c->db);
   int rc;
-  setLimit(c, writeLimit(t, o));
+  setLimit(c, taskLimit(t, o));
   c->bDenied = 0;
   waitFor(c, &t, 1);
   if (t->call.flags & SQLQ_ISOLATED) {
     runIsolated(c, t, o, zPath);
     return;
   }
+  c->bStateDenied = 0;
+  c->eStateGuard = STATE_WRITE;
   rc = runWriteBody(c, t);
+  c->eStateGuard = 0;
   if (checkClosedTxn(t, c, rc) == SQLITE_OK) {
     sqlq__result_set_changes(t->res, sqlite3_total_changes64(c->db) - nBefore,
                              sqlite3_last_insert_rowid(c->db));
@@ -870,25 +927,23 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
 
 /* Runs a read task under its time limit and row cap. */
 static void runRead(sqlq__conn *c, sqlq__task *t, const sqlq_options *o) {
-  int64_t ms = o->read_timeout_ms;
+  int64_t ms = taskLimit(t, o);
   int cap = o->max_rows;
-  if (t->call.timeout_ms > 0 && t->call.timeout_ms < ms) {
-    ms = t->call.timeout_ms;
-  }
   if (t->call.max_rows > 0 && t->call.max_rows < cap) cap = t->call.max_rows;
   setLimit(c, ms);
   c->bDenied = c->bStateDenied = 0;
   if (t->call.kind == SQLQ_READ_FN) {
     /* On the writer (":memory:"), a read function must not write either. */
     if (c->bWriter) execControl(c, "PRAGMA query_only=1");
-    c->bReadOnly = 1;
+    c->eStateGuard = STATE_READ;
     checkClosedTxn(t, c, runFn(c, t, c->db));
-    c->bReadOnly = 0;
+    c->eStateGuard = 0;
     if (c->bWriter) execControl(c, "PRAGMA query_only=0");
   } else {
-    c->bGuard = c->bReadOnly = 1;
+    c->bGuard = 1;
+    c->eStateGuard = STATE_READ;
     runStatement(c, t, cap);
-    c->bGuard = c->bReadOnly = 0;
+    c->bGuard = c->eStateGuard = 0;
   }
 }
 
@@ -896,7 +951,10 @@ void sqlq__conn_run(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
                     const char *zPath) {
   waitFor(c, NULL, 0);
   if (t->call.kind == SQLQ_READ || t->call.kind == SQLQ_READ_FN) {
+    /* (A read waits for a lock only on a file not in WAL mode.) */
+    waitFor(c, &t, 1);
     runRead(c, t, o);
+    waitFor(c, NULL, 0);
   } else {
     runAlone(c, t, o, zPath);
     waitFor(c, NULL, 0); /* t goes back to the handle */

@@ -941,7 +941,9 @@ static void uriAppend(char *z, size_t n, const char *zParam,
 /*
 ** The name the readers open (sqlite3_malloc), with SQLITE_OPEN_READONLY:
 ** path itself, or for a URI the URI without its mode= parameter (a mode
-** that allows writing conflicts with a read-only open) and fragment; for
+** that allows writing conflicts with a read-only open), its cache= (a
+** shared cache would make reads wait on the writer's table locks) and its
+** fragment; for
 ** an immutable database, with immutable=1.
 */
 static char *readerPath(const sqlq *q) {
@@ -955,6 +957,7 @@ static char *readerPath(const sqlq *q) {
     for (z = zQuery; *z == '?' || *z == '&';) {
       const char *zParam = z + 1, *zEnd = zParam + strcspn(zParam, "&#");
       if (strncmp(zParam, "mode=", 5) != 0 &&
+          strncmp(zParam, "cache=", 6) != 0 &&
           strncmp(zParam, "immutable=", 10) != 0 && zEnd > zParam) {
         uriAppend(zOut, n, zParam, zEnd);
       }

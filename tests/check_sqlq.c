@@ -564,13 +564,23 @@ START_TEST(test_read_only_handle) {
   ck_assert_int_eq(run_fn(ro, SQLQ_WRITE_FN, insert_fn, NULL, 0),
                    SQLQ_EREADONLY);
   ck_assert_int_eq(sqlq_close(ro), 0);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA journal_mode=DELETE"), 0);
+  /* A task may not change the journal mode: the file's owner does. */
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA journal_mode=DELETE"),
+                   SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_close(q), 0);
+  {
+    sqlite3 *db;
+    ck_assert_int_eq(sqlite3_open(zPath, &db), SQLITE_OK);
+    ck_assert_int_eq(
+        sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL), 0);
+    sqlite3_close(db);
+  }
   o.immutable = 1;
   ck_assert_int_eq(sqlq_open(zPath, &o, &ro), 0);
   ck_assert_int_eq(read_int(ro, "SELECT v FROM t"), 42);
   ck_assert_int_eq(run(ro, SQLQ_SCRIPT, "DELETE FROM t"), SQLQ_EREADONLY);
   ck_assert_int_eq(sqlq_close(ro), 0);
-  closeq(q);
+  test_rmdir(zDir);
 }
 END_TEST
 
@@ -1208,6 +1218,97 @@ START_TEST(test_uri_forms) {
     ck_assert_int_eq(sqlq_open("file::memory:", &o, &q), SQLQ_EINVAL);
     ck_assert_ptr_null(q);
   }
+  test_rmdir(zDir);
+}
+END_TEST
+
+static int temp_view_fn(sqlite3 *db, void *arg) {
+  (void)arg;
+  return sqlite3_exec(db, "CREATE TEMP VIEW t AS SELECT 'fake' AS v", NULL,
+                      NULL, NULL);
+}
+
+/*
+** No task changes its connection for the next: a READ_FN may not create
+** TEMP objects (a TEMP view named like a table hid it from later reads, in
+** review), nor a write set a connection PRAGMA (query_only made later writes
+** fail; synchronous = OFF would have dropped durability); a PRAGMA of the
+** database file itself stays allowed in writes.
+*/
+START_TEST(test_task_cannot_change_writer) {
+  sqlq *q = openq(NULL, NULL);
+  int a[2] = {-1, -1};
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v); "
+                                       "INSERT INTO t VALUES ('real')"),
+                   0);
+  ck_assert_int_eq(run_fn(q, SQLQ_READ_FN, temp_view_fn, NULL, 0),
+                   SQLQ_EINVAL);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "PRAGMA query_only = 1"), SQLQ_EINVAL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA synchronous = OFF"),
+                   SQLQ_EINVAL);
+  ck_assert_int_eq(
+      run(q, SQLQ_WRITE, "PRAGMA synchronous = OFF"), SQLQ_EINVAL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TEMP TABLE x(y)"),
+                   SQLQ_EINVAL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA user_version = 7"), 0);
+  ck_assert_int_eq(read_int(q, "PRAGMA user_version"), 7);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES ('more')"), 0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a, 0), 0);
+  ck_assert_int_eq(a[1], 2);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t WHERE v <> 'fake'"),
+                   3);
+  closeq(q);
+}
+END_TEST
+
+/*
+** A read's time limit and sqlq_cancel cover its wait for a lock, on a file
+** that is not in WAL mode (here the dot-file VFS, which has no shared
+** memory): it waited the whole busy timeout, in review.
+*/
+START_TEST(test_read_limit_covers_lock_wait) {
+  sqlq_options o = {0};
+  sqlq *q = NULL;
+  sqlite3 *other;
+  sqlq_call c = {0};
+  Done d;
+  char zUri[4400];
+  const char *zDir = test_tmpdir();
+  int64_t t0, id;
+  snprintf(zUri, sizeof(zUri), "file:%s/d.db?vfs=unix-dotfile", zDir);
+  o.busy_timeout_ms = 60000;
+  ck_assert_int_eq(sqlq_open(zUri, &o, &q), 0);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  ck_assert_int_eq(sqlite3_open_v2(zUri, &other,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI,
+                                   NULL),
+                   SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(other, "BEGIN EXCLUSIVE; "
+                                       "INSERT INTO t VALUES (1)",
+                                0, 0, 0),
+                   0);
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT count(*) FROM t";
+  c.timeout_ms = 100;
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
+  ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
+  c.timeout_ms = 0;
+  done_init(&d);
+  c.done = done_cb;
+  c.udata = &d;
+  id = sqlq_submit(q, &c);
+  ck_assert_int_gt(id, 0);
+  t0 = test_now_ms();
+  while (sqlq_cancel(q, id) == SQLQ_ENOTFOUND && test_now_ms() - t0 < 5000) {
+  }
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
+  sqlite3_exec(other, "COMMIT", 0, 0, 0);
+  sqlite3_close(other);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 1);
+  ck_assert_int_eq(sqlq_close(q), 0);
   test_rmdir(zDir);
 }
 END_TEST
@@ -1860,8 +1961,9 @@ START_TEST(test_read_cannot_change_connection) {
       c.sql = azSql[i];
       ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EINVAL);
       ck_assert_str_eq(sqlq_result_error(r),
-                       "a read may not change its connection (a PRAGMA "
-                       "that sets a value, ATTACH, DETACH)");
+                       "a task may not change its connection (a PRAGMA that "
+                       "sets a value, ATTACH, DETACH, a TEMP table, view, "
+                       "index or trigger)");
       sqlq_result_free(r);
     }
     ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES(1)"), 0);
@@ -1950,6 +2052,8 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_isolated_in_transaction);
   tcase_add_test(tc, test_open_bad_options);
   tcase_add_test(tc, test_uri_forms);
+  tcase_add_test(tc, test_task_cannot_change_writer);
+  tcase_add_test(tc, test_read_limit_covers_lock_wait);
   tcase_add_test(tc, test_busy_timeout_option);
   tcase_add_test(tc, test_full_queue);
   tcase_add_test(tc, test_strerror);

@@ -1222,6 +1222,28 @@ START_TEST(test_uri_forms) {
 }
 END_TEST
 
+/*
+** Submits c (with no time limit), which is to wait for a lock another
+** connection holds, cancels it as soon as it is queued or running, and
+** checks that it completes with SQLQ_ECANCELED within a bounded time.
+*/
+static void cancel_waiting(sqlq *q, sqlq_call *c) {
+  Done d;
+  int64_t id, t0;
+  c->timeout_ms = 0;
+  done_init(&d);
+  c->done = done_cb;
+  c->udata = &d;
+  id = sqlq_submit(q, c);
+  ck_assert_int_gt(id, 0);
+  t0 = test_now_ms();
+  while (sqlq_cancel(q, id) == SQLQ_ENOTFOUND && test_now_ms() - t0 < 5000) {
+  }
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
+}
+
 static int temp_view_fn(sqlite3 *db, void *arg) {
   (void)arg;
   return sqlite3_exec(db, "CREATE TEMP VIEW t AS SELECT 'fake' AS v", NULL,
@@ -1271,10 +1293,9 @@ START_TEST(test_read_limit_covers_lock_wait) {
   sqlq *q = NULL;
   sqlite3 *other;
   sqlq_call c = {0};
-  Done d;
   char zUri[4400];
   const char *zDir = test_tmpdir();
-  int64_t t0, id;
+  int64_t t0;
   snprintf(zUri, sizeof(zUri), "file:%s/d.db?vfs=unix-dotfile", zDir);
   o.busy_timeout_ms = 60000;
   ck_assert_int_eq(sqlq_open(zUri, &o, &q), 0);
@@ -1293,18 +1314,7 @@ START_TEST(test_read_limit_covers_lock_wait) {
   t0 = test_now_ms();
   ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
   ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
-  c.timeout_ms = 0;
-  done_init(&d);
-  c.done = done_cb;
-  c.udata = &d;
-  id = sqlq_submit(q, &c);
-  ck_assert_int_gt(id, 0);
-  t0 = test_now_ms();
-  while (sqlq_cancel(q, id) == SQLQ_ENOTFOUND && test_now_ms() - t0 < 5000) {
-  }
-  done_wait(&d, 1);
-  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
-  ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
+  cancel_waiting(q, &c);
   sqlite3_exec(other, "COMMIT", 0, 0, 0);
   sqlite3_close(other);
   ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 1);
@@ -1740,8 +1750,7 @@ START_TEST(test_write_limit_covers_lock_wait) {
   sqlq *q;
   sqlite3 *other;
   sqlq_call c = {0};
-  Done d;
-  int64_t t0, ms, id;
+  int64_t t0, ms;
   o.busy_timeout_ms = 60000;
   q = openq(NULL, &o);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
@@ -1757,18 +1766,7 @@ START_TEST(test_write_limit_covers_lock_wait) {
   ck_assert_int_ge(ms, 140);
   ck_assert_int_lt(ms, 3000 * test_slowdown());
   /* A cancel, while the write waits for the lock. */
-  c.timeout_ms = 0;
-  done_init(&d);
-  c.done = done_cb;
-  c.udata = &d;
-  id = sqlq_submit(q, &c);
-  ck_assert_int_gt(id, 0);
-  t0 = test_now_ms();
-  while (sqlq_cancel(q, id) == SQLQ_ENOTFOUND && test_now_ms() - t0 < 5000) {
-  }
-  done_wait(&d, 1);
-  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
-  ck_assert_int_lt(test_now_ms() - t0, 3000 * test_slowdown());
+  cancel_waiting(q, &c);
   sqlite3_exec(other, "ROLLBACK", 0, 0, 0);
   sqlite3_close(other);
   ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES (2)"), 0);

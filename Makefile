@@ -207,7 +207,7 @@ FUZZ_BIN = $(BUILD)/fuzz/fuzz_timelimit
 fuzz:
 	@scripts/deps.sh $(DEPS_FUZZ)
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
-	d=$$(mktemp -d) && $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) \
+	d=$$(mktemp -d) && $(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -timeout=10 \
 	  -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/ $$d \
 	  tests/fuzz_corpus > $$d/log 2>&1; rc=$$?; tail -25 $$d/log; \
 	  rm -rf $$d; exit $$rc

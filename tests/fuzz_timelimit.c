@@ -44,20 +44,11 @@
 **   6. SQL whose text calls none of the extension's functions (an INSERT or
 **      UPDATE of constants into a table whose CHECK constraint calls them)
 **      changes neither limit: README.md says a CHECK constraint cannot call
-**      them ("unsafe use of timelimit()").
+**      them (the write guard refuses them).
 **
 ** Environment:
 **   TLFUZZ_TRACE=1       print every operation and its SQL to stderr (to turn
 **                        a crash file into a reproduction).
-**   TLFUZZ_SKIP=a,b,...  look past known bugs:
-**                        replace  never replace or delete timelimit(ms) (the
-**                                 function whose destructor frees the
-**                                 extension's state);
-**                        check    do not check invariant 6;
-**                        nestnl   no line break in the text of a nested
-**                                 statement (SQLite shows the extension that
-**                                 text behind "-- ", so whatever follows the
-**                                 first line break is taken for its start).
 **
 ** Built with -DFUZZ_THREAD, a second thread reads timelimit_activity on a
 ** connection of its own all the time, for ThreadSanitizer.  Compile the
@@ -211,7 +202,7 @@ static Zombie aZombie[MAXZOMBIE];
 static int nZombie;
 static int64_t aHist[NHIST]; /* Ids seen, live or not */
 static int nHist;
-static int bTrace, bSkipReplace, bSkipCheck, bSkipNestNl;
+static int bTrace;
 static long nRowsLeft, nNestsLeft; /* What is left of INPUTROWS, INPUTNESTS */
 static const char *zCurSql; /* For the messages of violations */
 
@@ -369,7 +360,7 @@ static void afterSql(const Snap *a, int k, const char *zSql) {
     Conn *c = &aConn[i];
     int64_t ms, ops;
     if (!c->db || c->bGone) continue;
-    if (i == k && !bSkipCheck && zSql && strstr(zSql, "timelimit") == NULL &&
+    if (i == k && zSql && strstr(zSql, "timelimit") == NULL &&
         a[i].bValid && timelimit_get_limit(c->db, &ms) == SQLITE_OK &&
         timelimit_get_ops(c->db, &ops) == SQLITE_OK &&
         (ms != a[i].ms || ops != a[i].ops)) {
@@ -760,7 +751,6 @@ static void genExpr(Gen *g, Buf *b) {
     bPuts(b, " ELSE ");
     genExpr(g, b);
     i = inPick(g->in, 6);
-    if (bSkipNestNl && g->nestLvl > 0 && strchr(azWs[i], '\n')) i = 0;
     bPuts(b, azWs[i]);
     bPuts(b, "END");
     break;
@@ -876,7 +866,6 @@ static void genStmt(Gen *g, Buf *b, int *pbEnds) {
     a = (int)inPick(g->in, NTXN);
     *pbEnds = aTxn[a].bEnds;
     i = inPick(g->in, 9);
-    if (bSkipNestNl && g->nestLvl > 0 && strchr(azPrefix[i], '\n')) i = 0;
     bPuts(b, azPrefix[i]);
     bPuts(b, aTxn[a].z);
     bPrintf(b, " /*c%lld*/", (long long)aConn[g->k].id);
@@ -1263,7 +1252,6 @@ static void opReplace(In *in, int k) {
   Conn *c = &aConn[k];
   unsigned i = inPick(in, 10);
   int bDelete = (int)inPick(in, 2), rc;
-  if (i == 0 && bSkipReplace) return;
   rc = sqlite3_create_function_v2(c->db, a[i].z, a[i].nArg, SQLITE_UTF8, NULL,
                                   bDelete ? NULL : fnDummy, NULL, NULL, NULL);
   trace("%s c%d %s/%d -> %d", bDelete ? "delete" : "replace", k, a[i].z,
@@ -1374,12 +1362,6 @@ int LLVMFuzzerInitialize(int *pArgc, char ***pArgv) {
   (void)pArgv;
   z = getenv("TLFUZZ_TRACE");
   bTrace = z && *z && *z != '0';
-  z = getenv("TLFUZZ_SKIP");
-  if (z) {
-    bSkipReplace = strstr(z, "replace") != NULL;
-    bSkipCheck = strstr(z, "check") != NULL;
-    bSkipNestNl = strstr(z, "nestnl") != NULL;
-  }
 #ifdef FUZZ_THREAD
   {
     pthread_t t;

@@ -231,10 +231,9 @@ test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN) $(FAULT_BIN)
 	mkdir -p $(BUILD)/tmp
 	TMPDIR=$(BUILD)/tmp TIMELIMIT_SO=$(CHECK_SO) CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
-	d=$$(mktemp -d) && $(FAULT_BIN) $$d lib && $(FAULT_BIN) $$d sqlite && \
-	  $(FAULT_BIN) $$d io && $(FAULT_BIN) $$d io-persist && \
-	  $(FAULT_BIN) $$d power; \
-	  rc=$$?; rm -rf $$d; exit $$rc
+	d=$$(mktemp -d) && rc=0 && for m in lib sqlite io io-persist power; do \
+	  $(FAULT_BIN) $$d $$m && $(FAULT_BIN) $$d $$m-mt || { rc=1; break; }; \
+	  done; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \
 	  rc=$$?; if [ $$rc = 0 ]; then tail -1 $$d/log; else cat $$d/log; fi; \
 	  rm -rf $$d; exit $$rc

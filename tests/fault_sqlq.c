@@ -2,7 +2,7 @@
 ** fault_sqlq.c: allocation-failure and I/O-failure sweeps of sqlq's write
 ** paths.
 **
-** Usage: fault_sqlq DIR lib|sqlite|io|io-persist|power [FIRST [LAST]]
+** Usage: fault_sqlq DIR lib|sqlite|io|io-persist|power[-mt] [FIRST [LAST]]
 **
 ** "lib" fails the library's own allocations (malloc, calloc, realloc and
 ** strdup, wrapped at link time with -Wl,--wrap); "sqlite" fails SQLite's
@@ -13,7 +13,9 @@
 ** first too, until the handle has closed; "power" does the same and then
 ** cuts the power: the writes no sync made durable are dropped, kept, or
 ** torn (every other sector), by turns (run N % 3), before the file is
-** checked, with synchronous FULL.  Run N of the sweep fails the
+** checked, with synchronous FULL.  With "-mt", 16 threads each submit a
+** copy of the mix at once (keys 1000 apart), and the sweep takes every
+** N a quarter past the last.  Run N of the sweep fails the
 ** N-th allocation (or operation) after the handle is open, while a mix of
 ** writes runs: lone writes, a write that fails on a
 ** constraint (its savepoint is rolled back inside the batch), WRITE_MANY,
@@ -91,7 +93,7 @@ static void *mem_realloc(void *p, int n) {
 
 /* ---- one run ---- */
 
-enum { NTASK = 12 };
+enum { NTASK = 12, NCOPY_MT = 16, KEY_STRIDE = 1000 };
 
 /* What each task of the mix writes: keys base+0 .. base+nKeys-1. */
 typedef struct Task Task;
@@ -106,7 +108,8 @@ struct Task {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static Task aTask[NTASK];
+static Task aTask[NCOPY_MT][NTASK]; /* [copy][task]: copy m adds m*1000 */
+static int nCopy = 1;                /* Copies of the mix, each by a thread */
 
 static void on_done(sqlq_result *r, void *udata) {
   Task *t = udata;
@@ -117,13 +120,13 @@ static void on_done(sqlq_result *r, void *udata) {
   pthread_mutex_unlock(&mu);
 }
 
-/* A WRITE_FN of three statements: keys 700, 701, 702. */
-static int write_three(sqlite3 *db, void *arg) {
+/* A WRITE_FN of one statement a key: the task's keys (arg is the Task). */
+static int write_keys(sqlite3 *db, void *arg) {
+  const Task *t = arg;
   int rc, i;
-  (void)arg;
-  for (i = 0; i < 3; i++) {
+  for (i = 0; i < t->nKeys; i++) {
     char zSql[64];
-    snprintf(zSql, sizeof(zSql), "INSERT INTO t VALUES(%d, 'fn')", 700 + i);
+    snprintf(zSql, sizeof(zSql), "INSERT INTO t VALUES(%d, 'fn')", t->base + i);
     rc = sqlite3_exec(db, zSql, NULL, NULL, NULL);
     if (rc != SQLITE_OK) return rc;
   }
@@ -131,14 +134,6 @@ static int write_three(sqlite3 *db, void *arg) {
 }
 
 static const char *zMode; /* argv[2] */
-
-/* An isolated WRITE_FN: keys 600 and 601. */
-static int write_two(sqlite3 *db, void *arg) {
-  (void)arg;
-  return sqlite3_exec(db, "INSERT INTO t VALUES(600, 'iso');"
-                          "INSERT INTO t VALUES(601, 'iso')",
-                      NULL, NULL, NULL);
-}
 
 /* A READ_FN. */
 static int read_count(sqlite3 *db, void *arg) {
@@ -151,11 +146,13 @@ static int fail(int n, const char *zWhat) {
   return 1;
 }
 
-/* Submits task i of the mix. */
-static void submit(sqlq *q, int i) {
-  static sqlq_value aOne[NTASK], aMany[4];
+/* Submits task i of copy m of the mix (its keys are m*KEY_STRIDE higher). */
+static void submit(sqlq *q, int m, int i) {
+  sqlq_value one, aMany[2]; /* (sqlq_submit() copies them) */
+  char zScript[128];
   sqlq_call c = {0};
-  Task *t = &aTask[i];
+  Task *t = &aTask[m][i];
+  int off = m * KEY_STRIDE;
   c.done = on_done;
   c.udata = t;
   c.kind = SQLQ_WRITE;
@@ -163,49 +160,51 @@ static void submit(sqlq *q, int i) {
   t->nKeys = 1;
   switch (i) {
   case 0: case 1: case 2: case 5:
-    t->base = 100 + i;
-    aOne[i] = sqlq_int(t->base);
-    c.params = &aOne[i];
+    t->base = off + 100 + i;
+    one = sqlq_int(t->base);
+    c.params = &one;
     c.nparams = 1;
     break;
   case 3: /* Fails: key 1 is there before the run. */
     t->base = 1;
-    aOne[i] = sqlq_int(1);
-    c.params = &aOne[i];
+    one = sqlq_int(1);
+    c.params = &one;
     c.nparams = 1;
     t->nKeys = 0;
     break;
   case 4:
-    t->base = 400;
+    t->base = off + 400;
     t->nKeys = 2;
-    aMany[0] = sqlq_int(400);
-    aMany[1] = sqlq_int(401);
+    aMany[0] = sqlq_int(t->base);
+    aMany[1] = sqlq_int(t->base + 1);
     c.kind = SQLQ_WRITE_MANY;
     c.params = aMany;
     c.nparams = 1;
     c.nrows = 2;
     break;
   case 6:
-    t->base = 700;
+    t->base = off + 700;
     t->nKeys = 3;
     c.kind = SQLQ_WRITE_FN;
     c.sql = NULL;
-    c.fn = write_three;
+    c.fn = write_keys;
+    c.arg = t;
     break;
   case 7:
-    t->base = 800;
-    aOne[i] = sqlq_int(800);
-    c.params = &aOne[i];
+    t->base = off + 800;
+    one = sqlq_int(t->base);
+    c.params = &one;
     c.nparams = 1;
     c.flags = SQLQ_NO_TRANSACTION;
     t->bPartial = 1;
     break;
   case 9:
-    t->base = 600;
+    t->base = off + 600;
     t->nKeys = 2;
     c.kind = SQLQ_WRITE_FN;
     c.sql = NULL;
-    c.fn = write_two;
+    c.fn = write_keys;
+    c.arg = t;
     c.flags = SQLQ_ISOLATED;
     break;
   case 10:
@@ -220,14 +219,32 @@ static void submit(sqlq *q, int i) {
     c.fn = read_count;
     break;
   default:
-    t->base = 900;
+    t->base = off + 900;
     t->nKeys = 2;
+    snprintf(zScript, sizeof(zScript),
+             "INSERT INTO t VALUES(%d, 's'); INSERT INTO t VALUES(%d, 's')",
+             t->base, t->base + 1);
     c.kind = SQLQ_SCRIPT;
-    c.sql = "INSERT INTO t VALUES(900, 's'); INSERT INTO t VALUES(901, 's')";
+    c.sql = zScript;
     t->bPartial = 1;
     break;
   }
   t->bAccepted = sqlq_submit(q, &c) > 0;
+}
+
+/* A thread that submits one copy of the mix. */
+typedef struct Submitter Submitter;
+struct Submitter {
+  sqlq *q; /* The handle */
+  int m;   /* The copy */
+};
+
+static void *submitter(void *p) {
+  Submitter *sub = p;
+  int i;
+  for (i = 0; i < NTASK; i++)
+    submit(sub->q, sub->m, i);
+  return NULL;
 }
 
 /* The count of rows with keys in [lo, lo+n), or -1. */
@@ -251,9 +268,9 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
   sqlq *q = NULL;
   sqlite3 *db;
   sqlq_call probe = {0};
-  sqlq_value key = sqlq_int(5000);
+  sqlq_value key = sqlq_int(99999);
   struct timespec ts;
-  int i, rc, bad = 0;
+  int i, m, rc, bad = 0;
   test_remove_database(zPath);
   if (sqlite3_open(zPath, &db) != SQLITE_OK ||
       sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER "
@@ -273,14 +290,29 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
   } else {
     atomic_store(&countdown, n);
   }
-  for (i = 0; i < NTASK; i++)
-    submit(q, i);
+  if (nCopy == 1) {
+    submitter(&(Submitter){q, 0});
+  } else {
+    pthread_t aThread[NCOPY_MT];
+    Submitter aSub[NCOPY_MT];
+    for (m = 0; m < nCopy; m++) {
+      aSub[m].q = q;
+      aSub[m].m = m;
+      if (pthread_create(&aThread[m], NULL, submitter, &aSub[m]) != 0) {
+        return fail(n, "pthread_create");
+      }
+    }
+    for (m = 0; m < nCopy; m++)
+      pthread_join(aThread[m], NULL);
+  }
   clock_gettime(CLOCK_REALTIME, &ts);
-  ts.tv_sec += 30;
+  ts.tv_sec += 60;
   pthread_mutex_lock(&mu);
-  for (i = 0; i < NTASK; i++) {
-    while (aTask[i].bAccepted && aTask[i].nDone == 0 &&
-           pthread_cond_timedwait(&cond, &mu, &ts) == 0) {
+  for (m = 0; m < nCopy; m++) {
+    for (i = 0; i < NTASK; i++) {
+      while (aTask[m][i].bAccepted && aTask[m][i].nDone == 0 &&
+             pthread_cond_timedwait(&cond, &mu, &ts) == 0) {
+      }
     }
   }
   pthread_mutex_unlock(&mu);
@@ -292,12 +324,14 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     fprintf(stderr, "run %d: %d injected; statuses", n,
             atomic_load(&nInjected));
     for (i = 0; i < NTASK; i++)
-      fprintf(stderr, " %d", aTask[i].bAccepted ? aTask[i].status : 999);
+      fprintf(stderr, " %d", aTask[0][i].bAccepted ? aTask[0][i].status : 999);
     fprintf(stderr, "\n");
   }
-  for (i = 0; i < NTASK; i++) {
-    if (aTask[i].bAccepted && aTask[i].nDone != 1) {
-      bad = fail(n, "a task did not get exactly one completion");
+  for (m = 0; m < nCopy; m++) {
+    for (i = 0; i < NTASK; i++) {
+      if (aTask[m][i].bAccepted && aTask[m][i].nDone != 1) {
+        bad = fail(n, "a task did not get exactly one completion");
+      }
     }
   }
   if (bad) return bad;
@@ -322,8 +356,8 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     bad = fail(n, "the power cut could not restore a file");
   }
   if (sqlite3_open(zPath, &db) != SQLITE_OK) return fail(n, "reopen");
-  for (i = 0; i < NTASK; i++) {
-    const Task *t = &aTask[i];
+  for (m = 0; m < nCopy * NTASK; m++) {
+    const Task *t = &aTask[m / NTASK][m % NTASK];
     int nWant = t->bAccepted && t->status == 0 ? t->nKeys : 0;
     int nHave = count_keys(db, t->base, t->nKeys);
     int bUnknown = t->bAccepted && t->status == SQLQ_EUNKNOWN;
@@ -331,14 +365,14 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     if (nHave != nWant && !(t->bPartial && nWant == 0 && nHave >= 0) &&
         !(bUnknown && nHave == t->nKeys)) {
       fprintf(stderr,
-              "fault_sqlq: task %d (accepted %d, status %d): %d of its %d "
-              "rows in the file\n",
-              i, t->bAccepted, t->status, nHave, t->nKeys);
+              "fault_sqlq: task %d of copy %d (accepted %d, status %d): %d "
+              "of its %d rows in the file\n",
+              m % NTASK, m / NTASK, t->bAccepted, t->status, nHave, t->nKeys);
       bad = fail(n, nWant ? "an acknowledged write is lost"
                           : "a failed task left rows behind");
     }
   }
-  if (rc == 0 && count_keys(db, 5000, 1) != 1) {
+  if (rc == 0 && count_keys(db, 99999, 1) != 1) {
     bad = fail(n, "the acknowledged probe write is lost");
   }
   {
@@ -357,20 +391,32 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
 int main(int argc, char **argv) {
   char zPath[4200];
   int n, first, last, bInjected = 1, nRuns = 0;
-  if (argc < 3 || (strcmp(argv[2], "lib") && strcmp(argv[2], "sqlite") &&
-                   strcmp(argv[2], "io") && strcmp(argv[2], "io-persist") &&
-                   strcmp(argv[2], "power"))) {
+  static const char *const azMode[] = {"lib",    "sqlite", "io",
+                                       "io-persist", "power"};
+  size_t k;
+  for (k = 0; argc >= 3 && k < sizeof(azMode) / sizeof(azMode[0]); k++) {
+    size_t len = strlen(azMode[k]);
+    if (strncmp(argv[2], azMode[k], len) == 0 &&
+        (argv[2][len] == 0 || strcmp(argv[2] + len, "-mt") == 0)) {
+      break;
+    }
+  }
+  if (argc < 3 || k == sizeof(azMode) / sizeof(azMode[0])) {
     fprintf(stderr,
-            "usage: %s DIR lib|sqlite|io|io-persist|power [FIRST [LAST]]\n",
+            "usage: %s DIR lib|sqlite|io|io-persist|power[-mt] "
+            "[FIRST [LAST]]\n",
             argv[0]);
     return 2;
   }
   zMode = argv[2];
-  bLib = strcmp(zMode, "lib") == 0;
-  bSqlite = strcmp(zMode, "sqlite") == 0;
-  bPower = strcmp(zMode, "power") == 0;
+  bLib = strncmp(zMode, "lib", 3) == 0;
+  bSqlite = strncmp(zMode, "sqlite", 6) == 0;
+  bPower = strncmp(zMode, "power", 5) == 0;
   bIo = strncmp(zMode, "io", 2) == 0 || bPower;
-  bPersist = strcmp(zMode, "io-persist") == 0 || bPower;
+  bPersist = strncmp(zMode, "io-persist", 10) == 0 || bPower;
+  if (strlen(zMode) > 3 && strcmp(zMode + strlen(zMode) - 3, "-mt") == 0) {
+    nCopy = NCOPY_MT;
+  }
   if (bIo && faultvfs_register() != SQLITE_OK) {
     fprintf(stderr, "fault_sqlq: cannot register the fault VFS\n");
     return 1;
@@ -389,7 +435,9 @@ int main(int argc, char **argv) {
     }
   }
   snprintf(zPath, sizeof(zPath), "%s/fault.db", argv[1]);
-  for (n = first; n <= last && bInjected; n++, nRuns++) {
+  /* With 16 copies, the sweep samples: each step a quarter longer. */
+  for (n = first; n <= last && bInjected;
+       n += nCopy == 1 ? 1 : 1 + n / 4, nRuns++) {
     if (run_once(zPath, n, &bInjected)) return 1;
   }
   printf("ok   fault_sqlq %s: %d runs, each failing one more %s\n", zMode,

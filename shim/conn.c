@@ -57,6 +57,8 @@ struct sqlq__conn {
   int64_t waitStartMs;           /* When they began to run */
   int64_t busyStartMs;           /* When the current wait for a lock began */
   int eBusyStop;                 /* Why the busy handler gave up: BUSY_* */
+  int bAutocommit;               /* A write of no transaction of ours runs:
+                                    its statements commit themselves */
   int64_t tlid;                  /* Its timelimit id */
   int bWriter;                   /* The writer's connection (reads run on it for
                                     ":memory:") */
@@ -491,6 +493,27 @@ static void setLimit(sqlq__conn *c, int64_t ms) {
 }
 
 /*
+** True if a COMMIT that failed with rc may have reached the disk: an I/O
+** error once the commit record may be written (measured: with fsync
+** failing, WAL recovery replayed such a transaction in 16 of 18 runs).
+** Then the transaction is rolled back here, and no task of it may run
+** again (it could be applied twice).
+*/
+static int commitUnknown(sqlq__conn *c, int rc) {
+  if ((rc & 0xff) != SQLITE_IOERR) return 0;
+  rollbackAll(c);
+  return 1;
+}
+
+/* The message of a task whose COMMIT failed with rc: outcome unknown. */
+static void unknownMessage(char *zMsg, size_t n, int rc) {
+  snprintf(zMsg, n,
+           "the outcome is unknown: the COMMIT failed with \"%s\" "
+           "(extended code %d) after its changes may have reached the disk",
+           sqlite3_errstr(rc), rc);
+}
+
+/*
 ** The status of a task whose statement failed with rc: an interrupt becomes
 ** SQLQ_ECANCELED or SQLQ_ETIMEOUT by what stopped it; transaction control
 ** the authorizer refused becomes SQLQ_ETXNCTL.
@@ -502,6 +525,13 @@ static void failWith(sqlq__conn *c, sqlq__task *t, int rc) {
   }
   if (c->bStateDenied) {
     sqlq__result_fail(t->res, SQLQ_EINVAL, zStateDenied);
+    return;
+  }
+  if ((rc & 0xff) == SQLITE_IOERR && c->bAutocommit) {
+    /* A statement that commits itself may have reached the disk. */
+    char zMsg[160];
+    unknownMessage(zMsg, sizeof(zMsg), rc);
+    sqlq__result_fail(t->res, SQLQ_EUNKNOWN, zMsg);
     return;
   }
   if ((rc & 0xff) == SQLITE_BUSY && c->eBusyStop) {
@@ -663,27 +693,6 @@ static int checkClosedTxn(sqlq__task *t, sqlq__conn *c, int rc) {
     }
   }
   return rc;
-}
-
-/*
-** True if a COMMIT that failed with rc may have reached the disk: an I/O
-** error once the commit record may be written (measured: with fsync
-** failing, WAL recovery replayed such a transaction in 16 of 18 runs).
-** Then the transaction is rolled back here, and no task of it may run
-** again (it could be applied twice).
-*/
-static int commitUnknown(sqlq__conn *c, int rc) {
-  if ((rc & 0xff) != SQLITE_IOERR) return 0;
-  rollbackAll(c);
-  return 1;
-}
-
-/* The message of a task whose COMMIT failed with rc: outcome unknown. */
-static void unknownMessage(char *zMsg, size_t n, int rc) {
-  snprintf(zMsg, n,
-           "the outcome is unknown: the COMMIT failed with \"%s\" "
-           "(extended code %d) after its changes may have reached the disk",
-           sqlite3_errstr(rc), rc);
 }
 
 /*
@@ -917,7 +926,9 @@ static void runAlone(sqlq__conn *c, sqlq__task *t, const sqlq_options *o,
   }
   c->bStateDenied = 0;
   c->eStateGuard = STATE_WRITE;
+  c->bAutocommit = 1;
   rc = runWriteBody(c, t);
+  c->bAutocommit = 0;
   c->eStateGuard = 0;
   if (checkClosedTxn(t, c, rc) == SQLITE_OK) {
     sqlq__result_set_changes(t->res, sqlite3_total_changes64(c->db) - nBefore,

@@ -361,6 +361,12 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     int nWant = t->bAccepted && t->status == 0 ? t->nKeys : 0;
     int nHave = count_keys(db, t->base, t->nKeys);
     int bUnknown = t->bAccepted && t->status == SQLQ_EUNKNOWN;
+    if (t->bPartial && t->bAccepted && (t->status & 0xff) == SQLITE_IOERR) {
+      fprintf(stderr, "fault_sqlq: task %d of copy %d: status %d\n",
+              m % NTASK, m / NTASK, t->status);
+      bad = fail(n, "a write outside a transaction reported an I/O error, "
+                    "not SQLQ_EUNKNOWN (its statement may have committed)");
+    }
     if (t->nKeys == 0) continue;
     if (nHave != nWant && !(t->bPartial && nWant == 0 && nHave >= 0) &&
         !(bUnknown && nHave == t->nKeys)) {

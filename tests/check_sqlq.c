@@ -1222,6 +1222,39 @@ START_TEST(test_uri_forms) {
 }
 END_TEST
 
+/* Inserts a row, then waits at the gate p with its transaction open. */
+static int insert_gate_fn(sqlite3 *db, void *p) {
+  int rc = sqlite3_exec(db, "INSERT INTO t VALUES (1)", NULL, NULL, NULL);
+  return rc != SQLITE_OK ? rc : gate_fn(db, p);
+}
+
+/*
+** A URI with cache=shared does not reach the readers: a read during a
+** write's transaction reads the last commit (it failed with
+** SQLITE_LOCKED_SHAREDCACHE on the writer's table lock, in review).
+*/
+START_TEST(test_uri_shared_cache) {
+  char zUri[4400];
+  const char *zDir = test_tmpdir();
+  sqlq *q = NULL;
+  sqlq_call c = {0};
+  Gate g;
+  snprintf(zUri, sizeof(zUri), "file:%s/s.db?cache=shared", zDir);
+  ck_assert_int_eq(sqlq_open(zUri, NULL, &q), 0);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
+  gate_init(&g);
+  c.kind = SQLQ_WRITE_FN;
+  c.fn = insert_gate_fn;
+  c.arg = &g;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  latch_wait(&g.entered, 1);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t"), 0);
+  gate_open(&g);
+  ck_assert_int_eq(sqlq_close(q), 0);
+  test_rmdir(zDir);
+}
+END_TEST
+
 /*
 ** Submits c (with no time limit), which is to wait for a lock another
 ** connection holds, cancels it as soon as it is queued or running, and
@@ -2050,6 +2083,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_isolated_in_transaction);
   tcase_add_test(tc, test_open_bad_options);
   tcase_add_test(tc, test_uri_forms);
+  tcase_add_test(tc, test_uri_shared_cache);
   tcase_add_test(tc, test_task_cannot_change_writer);
   tcase_add_test(tc, test_read_limit_covers_lock_wait);
   tcase_add_test(tc, test_busy_timeout_option);

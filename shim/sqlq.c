@@ -970,8 +970,11 @@ static char *readerPath(const sqlq *q) {
     snprintf(zOut, n, "%s", zPath);
     return zOut;
   }
-  /* Percent-encode what a URI path cannot hold as is. */
-  p = zOut + sprintf(zOut, "file:");
+  /*
+  ** Percent-encode what a URI path cannot hold as is; an absolute path gets
+  ** an empty authority ("file://" + path), so that "//x" is no host name.
+  */
+  p = zOut + sprintf(zOut, zPath[0] == '/' ? "file://" : "file:");
   for (z = zPath; *z; z++) {
     if (*z == '%' || *z == '?' || *z == '#') {
       p += sprintf(p, "%%%02X", (unsigned char)*z);

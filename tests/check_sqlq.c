@@ -12,7 +12,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char zForever[] =
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
@@ -1211,6 +1213,24 @@ START_TEST(test_uri_forms) {
   uri_round_trip("file::memory:");
   uri_round_trip("file:mem1?mode=memory&cache=shared");
   uri_round_trip("");
+  {
+    /* An immutable handle on an absolute path that starts with "//". */
+    char zAbs[4200], zWeird[4300];
+    sqlq_options o = {0};
+    sqlq *q = NULL;
+    if (zDir[0] == '/') {
+      snprintf(zAbs, sizeof(zAbs), "%s", zDir);
+    } else {
+      char zCwd[2048];
+      ck_assert_ptr_nonnull(getcwd(zCwd, sizeof(zCwd)));
+      snprintf(zAbs, sizeof(zAbs), "%s/%s", zCwd, zDir);
+    }
+    snprintf(zWeird, sizeof(zWeird), "/%s/b.db", zAbs);
+    o.immutable = 1;
+    ck_assert_int_eq(sqlq_open(zWeird, &o, &q), 0);
+    ck_assert_int_eq(read_int(q, "SELECT sum(v) FROM t"), 7);
+    ck_assert_int_eq(sqlq_close(q), 0);
+  }
   {
     sqlq_options o = {0};
     sqlq *q = NULL;

@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <sqlite3ext.h>
 #include <stdatomic.h>
@@ -475,11 +476,14 @@ enum { MANY_ROUNDS = 300, MANY_STMTS = 40 };
 static atomic_int bManyDone;
 static atomic_llong manyId;
 
-/* Keeps MANY_STMTS statements between rows at once, round after round. */
+/*
+** Keeps MANY_STMTS statements between rows at once, round after round
+** (fewer in slow runs: valgrind runs one thread at a time).
+*/
 static void *many_main(void *p) {
-  int r, i;
+  int r, i, nRounds = MANY_ROUNDS / test_slowdown();
   (void)p;
-  for (r = 0; r < MANY_ROUNDS; r++) {
+  for (r = 0; r < nRounds; r++) {
     sqlite3 *db;
     sqlite3_stmt *aStmt[MANY_STMTS];
     int64_t id;
@@ -509,8 +513,10 @@ START_TEST(test_interrupt_while_growing) {
   atomic_store(&bManyDone, 0);
   atomic_store(&manyId, 0);
   ck_assert_int_eq(pthread_create(&thread, NULL, many_main, NULL), 0);
-  while (!atomic_load(&bManyDone))
+  while (!atomic_load(&bManyDone)) {
     timelimit_interrupt(atomic_load(&manyId));
+    sched_yield();
+  }
   ck_assert_int_eq(pthread_join(thread, NULL), 0);
 }
 END_TEST
@@ -641,7 +647,7 @@ START_TEST(test_activity_while_running) {
   int i;
   atomic_store(&bStopChurn, 0);
   ck_assert_int_eq(pthread_create(&thread, NULL, churn_main, busy), 0);
-  for (i = 0; i < 5000; i++) {
+  for (i = 0; i < 5000 / test_slowdown(); i++) {
     ck_assert_int_ge(
         query_int(db, "SELECT count(*) FROM timelimit_activity"), 2);
   }

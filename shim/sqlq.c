@@ -986,6 +986,31 @@ static char *readerPath(const sqlq *q) {
   return zOut;
 }
 
+/*
+** True if the file: URI zPath sets the query parameter zKey to a true value
+** ("1", "yes", "true" or "on", as SQLite reads it).
+*/
+static int uriFlag(const char *zPath, const char *zKey) {
+  static const char *const azTrue[] = {"1", "yes", "true", "on"};
+  size_t nKey = strlen(zKey), i;
+  const char *z;
+  if (strncmp(zPath, "file:", 5) != 0) return 0;
+  for (z = zPath + strcspn(zPath, "?#"); *z == '?' || *z == '&';) {
+    const char *zParam = z + 1, *zEnd = zParam + strcspn(zParam, "&#");
+    if (strncmp(zParam, zKey, nKey) == 0 && zParam[nKey] == '=') {
+      for (i = 0; i < sizeof(azTrue) / sizeof(azTrue[0]); i++) {
+        size_t n = strlen(azTrue[i]);
+        if ((size_t)(zEnd - zParam) == nKey + 1 + n &&
+            sqlite3_strnicmp(zParam + nKey + 1, azTrue[i], (int)n) == 0) {
+          return 1;
+        }
+      }
+    }
+    z = zEnd;
+  }
+  return 0;
+}
+
 /* True if db's main database lives in memory (or is a temporary file). */
 static int inMemory(sqlite3 *db) {
   const char *z = sqlite3_db_filename(db, "main");
@@ -999,6 +1024,10 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   if (pq) *pq = NULL;
   if (path == NULL || pq == NULL) return SQLQ_EINVAL;
   if (opts && !optionsValid(opts)) return SQLQ_EINVAL;
+  /* Without locks, readers would read the writer's half-done pages. */
+  if (uriFlag(path, "nolock") && !(opts && opts->read_only)) {
+    return SQLQ_EINVAL;
+  }
   q = calloc(1, sizeof(*q));
   if (q == NULL) return SQLQ_ENOMEM;
   if (opts) q->o = *opts;
@@ -1027,6 +1056,7 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
     rc = sqlq__conn_open(path, SQLQ__WRITER, &q->o, &q->writer.conn, &zErr);
     /* "", ":memory:", file::memory:, mode=memory: one connection only. */
     if (rc == 0 && inMemory(sqlq__conn_db(q->writer.conn))) q->bMemory = 1;
+
   }
   if (rc == 0 && !q->bMemory) {
     q->aReader = calloc((size_t)q->o.readers, sizeof(Worker));

@@ -1214,6 +1214,13 @@ START_TEST(test_uri_forms) {
   uri_round_trip("file:mem1?mode=memory&cache=shared");
   uri_round_trip("");
   {
+    /* A writer and readers without locks: refused. */
+    sqlq *q = (sqlq *)&q;
+    snprintf(zUri, sizeof(zUri), "file:%s/a.db?nolock=1", zDir);
+    ck_assert_int_eq(sqlq_open(zUri, NULL, &q), SQLQ_EINVAL);
+    ck_assert_ptr_null(q);
+  }
+  {
     /* An immutable handle on an absolute path that starts with "//". */
     char zAbs[4200], zWeird[4300];
     sqlq_options o = {0};

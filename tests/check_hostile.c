@@ -245,15 +245,12 @@ END_TEST
 START_TEST(test_interrupt_spares_later_statement) {
   sqlite3 *db = open_db(":memory:"), *other = open_db(":memory:");
   sqlite3_stmt *pA;
-  char zSql[96];
   int64_t id;
   int rc, n = 0;
   ck_assert_int_eq(timelimit_id(db, &id), SQLITE_OK);
   ck_assert_int_eq(sqlite3_prepare_v2(db, zForeverRows, -1, &pA, NULL), 0);
   ck_assert_int_eq(sqlite3_step(pA), SQLITE_ROW);
-  snprintf(zSql, sizeof(zSql), "SELECT timelimit_interrupt(%lld)",
-           (long long)id);
-  ck_assert_int_eq(query_int(other, zSql), 1);
+  ck_assert_int_eq(sql_interrupt(other, id), 1);
   exec_ok(db, zShort);
   ck_assert_ptr_null(timelimit_reason(db));
   while ((rc = sqlite3_step(pA)) == SQLITE_ROW && n < 1000000)
@@ -311,7 +308,6 @@ START_TEST(test_interrupt_with_replaced_handler) {
   Runner r;
   pthread_t thread;
   int64_t id;
-  char zSql[96];
   int bStopped;
   memset(&r, 0, sizeof(r));
   r.db = open_db(":memory:");
@@ -321,9 +317,7 @@ START_TEST(test_interrupt_with_replaced_handler) {
   r.zSql = "WITH RECURSIVE c(x) AS (SELECT started() UNION ALL "
            "SELECT x+1 FROM c) SELECT count(*) FROM c";
   runner_start(&r, &thread);
-  snprintf(zSql, sizeof(zSql), "SELECT timelimit_interrupt(%lld)",
-           (long long)id);
-  ck_assert_int_eq(query_int(other, zSql), 1);
+  ck_assert_int_eq(sql_interrupt(other, id), 1);
   bStopped = runner_wait(&r, 5000);
   if (!bStopped) sqlite3_interrupt(r.db);
   runner_join(&r, thread);
@@ -332,7 +326,7 @@ START_TEST(test_interrupt_with_replaced_handler) {
   ck_assert_str_eq(timelimit_reason(r.db), "cancel");
   /* Nothing is left pending: later statements run. */
   exec_ok(r.db, zShort);
-  ck_assert_int_eq(query_int(other, zSql), 0);
+  ck_assert_int_eq(sql_interrupt(other, id), 0);
   exec_ok(r.db, zShort);
   sqlite3_close(r.db);
   sqlite3_close(other);
@@ -348,16 +342,13 @@ END_TEST
 START_TEST(test_fallback_spares_later_statement) {
   sqlite3 *db = open_db(":memory:"), *other = open_db(":memory:");
   sqlite3_stmt *pA;
-  char zSql[96];
   int64_t id;
   ck_assert_int_eq(timelimit_id(db, &id), SQLITE_OK);
   sqlite3_progress_handler(db, 1000, host_progress, NULL);
   exec_ok(db, zShort);
   ck_assert_int_eq(sqlite3_prepare_v2(db, zForeverRows, -1, &pA, NULL), 0);
   ck_assert_int_eq(sqlite3_step(pA), SQLITE_ROW);
-  snprintf(zSql, sizeof(zSql), "SELECT timelimit_interrupt(%lld)",
-           (long long)id);
-  ck_assert_int_eq(query_int(other, zSql), 0);
+  ck_assert_int_eq(sql_interrupt(other, id), 0);
   exec_ok(db, zShort);
   exec_ok(db, "BEGIN; CREATE TABLE t(a); COMMIT");
   ck_assert_int_eq(sqlite3_step(pA), SQLITE_ROW);

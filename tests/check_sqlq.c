@@ -1414,6 +1414,17 @@ START_TEST(test_open_bad_options) {
 END_TEST
 
 /*
+** Opens a connection of its own on the test's database and takes the write
+** lock there, as another process would; the caller rolls back and closes.
+*/
+static sqlite3 *hold_write_lock(void) {
+  sqlite3 *other;
+  ck_assert_int_eq(sqlite3_open(zDb, &other), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", 0, 0, 0), 0);
+  return other;
+}
+
+/*
 ** busy_timeout_ms bounds a write's wait for a lock another process (here
 ** another connection) holds: it fails with SQLITE_BUSY after about that
 ** long, not the old fixed 5 s.
@@ -1426,8 +1437,7 @@ START_TEST(test_busy_timeout_option) {
   o.busy_timeout_ms = 100;
   q = openq(NULL, &o);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  ck_assert_int_eq(sqlite3_open(zDb, &other), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", 0, 0, 0), 0);
+  other = hold_write_lock();
   t0 = test_now_ms();
   ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES(1)"), SQLITE_BUSY);
   ms = test_now_ms() - t0;
@@ -1814,8 +1824,7 @@ START_TEST(test_write_limit_covers_lock_wait) {
   o.busy_timeout_ms = 60000;
   q = openq(NULL, &o);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  ck_assert_int_eq(sqlite3_open(zDb, &other), SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", 0, 0, 0), 0);
+  other = hold_write_lock();
   /* The time limit. */
   c.kind = SQLQ_WRITE;
   c.sql = "INSERT INTO t VALUES (1)";

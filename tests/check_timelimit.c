@@ -492,9 +492,7 @@ START_TEST(test_interrupt_by_id) {
            "FROM timelimit_activity WHERE id=%lld",
            (long long)id);
   ck_assert_str_eq(query_text(other, zSql), "running 1");
-  snprintf(zSql, sizeof(zSql), "SELECT timelimit_interrupt(%lld)",
-           (long long)id);
-  ck_assert_int_eq(query_int(other, zSql), 1);
+  ck_assert_int_eq(sql_interrupt(other, id), 1);
   runner_join(&r, thread);
   ck_assert_int_eq(r.rc, SQLITE_INTERRUPT);
   ck_assert_str_eq(timelimit_reason(r.db), "cancel");
@@ -503,9 +501,7 @@ START_TEST(test_interrupt_by_id) {
            "cancels FROM timelimit_activity WHERE id=%lld",
            (long long)id);
   ck_assert_str_eq(query_text(other, zSql), "idle null 1");
-  snprintf(zSql, sizeof(zSql), "SELECT timelimit_interrupt(%lld)",
-           (long long)id);
-  ck_assert_int_eq(query_int(other, zSql), 0);
+  ck_assert_int_eq(sql_interrupt(other, id), 0);
   exec_ok(r.db, zShort);
   ck_assert_int_eq(query_int(other, "SELECT timelimit_interrupt(0)"), 0);
   ck_assert_int_eq(query_int(other, "SELECT timelimit_interrupt(-3)"), 0);

@@ -2,16 +2,12 @@
 ** fuzz_timelimit.c: libFuzzer harness of the timelimit extension, linked
 ** statically (-DSQLITE_CORE) through its C API.  libFuzzer provides main():
 **
-**   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 \
-**     -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -DSQLITE_CORE -Iext \
-**     tests/fuzz_timelimit.c ext/timelimit.c -lsqlite3 -pthread \
-**     -o build/fuzz_timelimit
-**   mkdir -p /tmp/fuzzart /tmp/fuzzcorpus
-**   build/fuzz_timelimit -max_total_time=60 -artifact_prefix=/tmp/fuzzart/ \
-**     /tmp/fuzzcorpus tests/fuzz_corpus
+**   make fuzz FUZZ_TIME=60
 **
-** (libFuzzer adds new inputs to its first directory: give it a scratch one
-** first so that the committed seeds in tests/fuzz_corpus stay as they are.)
+** builds it with clang (-fsanitize=fuzzer,address,undefined) and runs it
+** from the seeds in tests/fuzz_corpus, with a scratch corpus from mktemp as
+** its first directory (libFuzzer adds new inputs there, so the committed
+** seeds stay as they are); a crashing input lands in build/fuzz/.
 **
 ** The input is a program of operations on up to NCONN in-memory connections
 ** (sqlite3_open(":memory:") + timelimit_register()): limits set from C and

@@ -43,6 +43,7 @@ except ImportError as e:
 EXT_PATH = None  # argv[1], set in main()
 
 # The queries and the bound of every wait are test_timelimit.py's.
+import test_timelimit  # noqa: E402
 from test_timelimit import COUNT_100K, COUNT_N, UNBOUNDED, UNBOUNDED_SIGNAL
 from test_timelimit import WAIT  # noqa: E402
 
@@ -677,15 +678,5 @@ class AiosqliteTest(Helpers, unittest.IsolatedAsyncioTestCase):
                 self.assertEqual(await self.hooks(db, cid), "ok")
 
 
-def main():
-    global EXT_PATH
-    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
-        sys.stderr.write("usage: %s path/to/timelimit.so [unittest options]\n"
-                         % sys.argv[0])
-        sys.exit(2)
-    EXT_PATH = sys.argv[1]
-    unittest.main(argv=[sys.argv[0]] + sys.argv[2:])
-
-
 if __name__ == "__main__":
-    main()
+    test_timelimit.main(globals())

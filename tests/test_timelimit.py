@@ -418,15 +418,17 @@ class TimelimitTest(unittest.TestCase):
         self.assertIsNone(self.one(conn, "SELECT timelimit_reason()"))
 
 
-def main():
-    global EXT_PATH
+def main(module_globals):
+    """Sets EXT_PATH of the test module from argv[1] and runs its tests.
+
+    tests/test_clients.py runs through it too, with its own globals."""
     if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
         sys.stderr.write("usage: %s path/to/timelimit.so [unittest options]\n"
                          % sys.argv[0])
         sys.exit(2)
-    EXT_PATH = sys.argv[1]
+    module_globals["EXT_PATH"] = sys.argv[1]
     unittest.main(argv=[sys.argv[0]] + sys.argv[2:])
 
 
 if __name__ == "__main__":
-    main()
+    main(globals())

@@ -60,6 +60,13 @@ const char *query_text(sqlite3 *db, const char *zSql) {
 }
 
 /* Runs sql, which must be stopped; returns how long it ran in ms. */
+int64_t sql_interrupt(sqlite3 *from, int64_t id) {
+  char zSql[64];
+  snprintf(zSql, sizeof(zSql), "SELECT timelimit_interrupt(%lld)",
+           (long long)id);
+  return query_int(from, zSql);
+}
+
 int64_t exec_stopped(sqlite3 *db, const char *zSql) {
   int64_t t0 = test_now_ms();
   ck_assert_int_eq(sqlite3_exec(db, zSql, NULL, NULL, NULL), SQLITE_INTERRUPT);

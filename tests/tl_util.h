@@ -25,6 +25,8 @@ void exec_ok(sqlite3 *db, const char *zSql);
 int64_t query_int(sqlite3 *db, const char *zSql);
 /* The text in the first column of the first row of sql, or "NULL" (static). */
 const char *query_text(sqlite3 *db, const char *zSql);
+/* What SELECT timelimit_interrupt(id), run on from, returns. */
+int64_t sql_interrupt(sqlite3 *from, int64_t id);
 /* Runs sql, which must be stopped; returns how long it ran in ms. */
 int64_t exec_stopped(sqlite3 *db, const char *zSql);
 

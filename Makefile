@@ -62,7 +62,7 @@ EXT_SO = ext/timelimit.so
 TL_OBJ = $(BUILD)/timelimit.o
 TL_LIB = $(BUILD)/libtimelimit.a
 TL_PC = $(BUILD)/timelimit.pc
-SQLQ_SRC = shim/sqlq.c shim/conn.c shim/result.c
+SQLQ_SRC = shim/sqlq.c shim/run.c shim/task.c shim/conn.c shim/result.c
 SQLQ_HDR = shim/sqlq.h shim/sqlq_int.h ext/timelimit.h
 SQLQ_OBJ = $(SQLQ_SRC:shim/%.c=$(BUILD)/sqlq-%.o)
 SQLQ_LIB = $(BUILD)/libsqlq.a
@@ -231,7 +231,7 @@ test-c: $(CHECK_BIN) $(CHECK_SO) $(STRESS_BIN) $(CRASH_BIN) $(FAULT_BIN)
 	mkdir -p $(BUILD)/tmp
 	TMPDIR=$(BUILD)/tmp TIMELIMIT_SO=$(CHECK_SO) CK_TIMEOUT_MULTIPLIER=$(if $(SANITIZE),10,1) $(CHECK_BIN)
 	d=$$(mktemp -d) && $(STRESS_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
-	d=$$(mktemp -d) && rc=0 && for m in lib sqlite io io-persist power; do \
+	d=$$(mktemp -d) && rc=0 && for m in lib sqlite sqlite-burst io io-persist power; do \
 	  $(FAULT_BIN) $$d $$m && $(FAULT_BIN) $$d $$m-mt || { rc=1; break; }; \
 	  done; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(CRASH_BIN) $$d $(if $(SANITIZE),10,30) > $$d/log; \

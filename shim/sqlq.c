@@ -8,17 +8,13 @@
 ** in FIFO order; reads go to the read queue, which the reader threads
 ** share.  The writer takes a transactional write together with those queued
 ** right behind it, up to batch_max, and runs them as one group commit
-** (conn.c).
+** (run.c).
 **
-** A task moves QUEUED, TAKEN, RUNNING, RAN, DONE, each step under the
-** mutex.  It is RUNNING only between sqlq__task_enter() and
-** sqlq__task_leave(), around the statements it runs, and sqlq_cancel()
-** interrupts a connection only while holding the mutex and only for a
-** RUNNING task: so a cancel can never reach a task that has ended, nor the
-** next task on the same connection, nor a batch-mate.  The interrupt stops
-** the statement running; the step budget of 1 it also sets stops any
-** statement the task starts later, and sqlq__task_leave() puts it back.
-** A canceled QUEUED task moves to the cancel queue, which every worker
+** A task moves QUEUED, TAKEN, RUNNING, RAN, DONE, each step one function
+** of task.c under the mutex: this file queues, takes and completes tasks,
+** run.c enters and leaves them around what they run, and sqlq_cancel()
+** interrupts only a RUNNING task (task.c says why that is safe).  A
+** canceled QUEUED task moves to the cancel queue, which every worker
 ** empties before its own, so the first free worker completes it unrun.
 **
 ** A completion goes to exactly one place: the sqlq_exec() caller waiting
@@ -155,124 +151,16 @@ static void queueRemove(Queue *qu, sqlq__task *t) {
   t->pNext = t->pPrev = NULL;
 }
 
-static int isWrite(sqlq_kind k) {
-  return k == SQLQ_WRITE || k == SQLQ_WRITE_MANY || k == SQLQ_SCRIPT ||
-         k == SQLQ_WRITE_FN;
-}
-
 /* The queue a task waits in: writes, and every task of ":memory:", go to
 ** the writer. */
 static Queue *queueOf(sqlq *q, const sqlq__task *t) {
-  return isWrite(t->call.kind) || q->nReader == 0 ? &q->writeQ : &q->readQ;
+  return t->bWrite || q->nReader == 0 ? &q->writeQ : &q->readQ;
 }
 
 static int64_t nowNs(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-int sqlq__task_canceled(sqlq__task *t) {
-  return atomic_load(&t->bCanceled);
-}
-
-static void taskFree(sqlq__task *t) {
-  sqlq_result_free(t->res);
-  free(t);
-}
-
-/* Checks a call; returns 0 or SQLQ_EINVAL / SQLQ_EREADONLY. */
-static int checkCall(sqlq *q, const sqlq_call *c) {
-  int i, nVal;
-  int bSql = c->kind == SQLQ_READ || c->kind == SQLQ_WRITE ||
-             c->kind == SQLQ_WRITE_MANY || c->kind == SQLQ_SCRIPT;
-  int bFn = c->kind == SQLQ_READ_FN || c->kind == SQLQ_WRITE_FN;
-  if (!bSql && !bFn) return SQLQ_EINVAL;
-  if (bSql && (c->sql == NULL || c->sql[strspn(c->sql, " \t\r\n\f\v")] == 0)) {
-    return SQLQ_EINVAL;
-  }
-  if (bFn && c->fn == NULL) return SQLQ_EINVAL;
-  if (c->flags & ~(SQLQ_ISOLATED | SQLQ_NO_TRANSACTION | SQLQ_IDEMPOTENT)) {
-    return SQLQ_EINVAL;
-  }
-  if ((c->flags & SQLQ_IDEMPOTENT) && c->kind != SQLQ_WRITE_FN) {
-    return SQLQ_EINVAL;
-  }
-  if ((c->flags & SQLQ_ISOLATED) && (c->kind != SQLQ_WRITE_FN || q->bMemory)) {
-    return SQLQ_EINVAL;
-  }
-  if ((c->flags & SQLQ_NO_TRANSACTION) &&
-      (!isWrite(c->kind) || c->kind == SQLQ_SCRIPT)) {
-    return SQLQ_EINVAL;
-  }
-  if (c->nparams < 0 || c->nrows < 0 || c->timeout_ms < 0 || c->max_rows < 0 ||
-      c->queue_timeout_ms < 0) {
-    return SQLQ_EINVAL;
-  }
-  if (c->kind == SQLQ_WRITE_MANY
-          ? c->nrows > 0 && c->nparams > 0 && c->params == NULL
-          : c->nparams > 0 && c->params == NULL) {
-    return SQLQ_EINVAL;
-  }
-  nVal = c->kind == SQLQ_WRITE_MANY ? c->nparams * c->nrows : c->nparams;
-  if (c->kind == SQLQ_WRITE_MANY && c->nparams > 0 &&
-      c->nrows > INT32_MAX / c->nparams) {
-    return SQLQ_EINVAL;
-  }
-  for (i = 0; i < nVal; i++) {
-    const sqlq_value *v = &c->params[i];
-    if (v->type < SQLITE_INTEGER || v->type > SQLITE_NULL) return SQLQ_EINVAL;
-    if ((v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) &&
-        ((v->p == NULL && v->n != 0) || v->n < -1 ||
-         (v->type == SQLITE_BLOB && v->n < 0))) {
-      return SQLQ_EINVAL;
-    }
-  }
-  if (isWrite(c->kind) && q->o.read_only) return SQLQ_EREADONLY;
-  return 0;
-}
-
-/*
-** Copies a checked call into one allocation: the task, then the params,
-** then the sql and the text and blob bytes.
-*/
-static sqlq__task *taskNew(const sqlq_call *c) {
-  int i, nVal = c->kind == SQLQ_WRITE_MANY ? c->nparams * c->nrows : c->nparams;
-  size_t nSql = c->sql ? strlen(c->sql) + 1 : 0;
-  size_t nBytes = sizeof(sqlq__task) + (size_t)nVal * sizeof(sqlq_value) + nSql;
-  sqlq__task *t;
-  sqlq_value *aVal;
-  char *p;
-  for (i = 0; i < nVal; i++) {
-    const sqlq_value *v = &c->params[i];
-    if (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) {
-      nBytes += (v->n < 0 ? strlen(v->p) : (size_t)v->n) + 1;
-    }
-  }
-  t = malloc(nBytes);
-  if (t == NULL) return NULL;
-  memset(t, 0, sizeof(*t));
-  t->call = *c;
-  aVal = (sqlq_value *)(t + 1);
-  p = (char *)(aVal + nVal);
-  if (nSql) {
-    memcpy(p, c->sql, nSql);
-    t->call.sql = p;
-    p += nSql;
-  }
-  for (i = 0; i < nVal; i++) {
-    aVal[i] = c->params[i];
-    if (aVal[i].type == SQLITE_TEXT || aVal[i].type == SQLITE_BLOB) {
-      size_t n = aVal[i].n < 0 ? strlen(aVal[i].p) : (size_t)aVal[i].n;
-      if (n) memcpy(p, aVal[i].p, n);
-      p[n] = 0;
-      aVal[i].p = p;
-      aVal[i].n = (int64_t)n;
-      p += n + 1;
-    }
-  }
-  t->call.params = nVal ? aVal : NULL;
-  return t;
 }
 
 static int64_t queueDeadline(const sqlq__task *t);
@@ -289,12 +177,11 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   int64_t id;
   int rc;
   if (q == NULL || c == NULL) return SQLQ_EINVAL;
-  rc = checkCall(q, c);
+  rc = sqlq__task_check(c, q->o.read_only, q->bMemory);
   if (rc) return rc;
-  t = taskNew(c);
+  t = sqlq__task_new(c, &q->mu);
   if (t == NULL) return SQLQ_ENOMEM;
   t->pWaiter = w;
-  t->pOwner = q;
   pthread_mutex_lock(&q->mu);
   while (w && !q->bClosing && q->nQueued >= q->o.queue_capacity) {
     pthread_cond_wait(&q->room, &q->mu);
@@ -304,17 +191,18 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   } else if (q->nQueued >= q->o.queue_capacity) {
     rc = SQLQ_EFULL;
   } else {
-    t->id = q->nextId++;
-    t->res = sqlq__result_new(t->id);
-    if (t->res == NULL) rc = SQLQ_ENOMEM;
+    sqlq_result *res = sqlq__result_new(q->nextId);
+    if (res == NULL) {
+      rc = SQLQ_ENOMEM;
+    } else {
+      sqlq__task_queued(t, q->nextId++, res, nowNs());
+    }
   }
   if (rc) {
     pthread_mutex_unlock(&q->mu);
-    taskFree(t);
+    sqlq__task_free(t);
     return rc;
   }
-  t->eState = SQLQ__QUEUED;
-  t->enqueueNs = nowNs();
   *hashSlot(q, t->id) = t;
   qu = queueOf(q, t);
   queuePushBack(qu, t);
@@ -363,56 +251,6 @@ static void histAdd(uint64_t *h, int64_t ns) {
   h[i < HIST_SIZE ? i : HIST_SIZE - 1]++;
 }
 
-int sqlq__task_enter(sqlq__task *t, sqlq__conn *c) {
-  sqlq *q = t->pOwner;
-  int bCanceled;
-  pthread_mutex_lock(&q->mu);
-  bCanceled = atomic_load(&t->bCanceled);
-  if (!bCanceled) {
-    t->eState = SQLQ__RUNNING;
-    t->pConn = c;
-    t->startNs = nowNs();
-  }
-  pthread_mutex_unlock(&q->mu);
-  return bCanceled;
-}
-
-int sqlq__task_move(sqlq__task *t, sqlq__conn *c) {
-  sqlq *q = t->pOwner;
-  int bCanceled;
-  pthread_mutex_lock(&q->mu);
-  t->pConn = c;
-  bCanceled = atomic_load(&t->bCanceled);
-  pthread_mutex_unlock(&q->mu);
-  return bCanceled;
-}
-
-/* sqlq__task_leave() with the mutex held. */
-static void leaveLocked(sqlq *q, sqlq__task *t) {
-  histAdd(q->aRunHist, nowNs() - t->startNs);
-  /*
-  ** The connection's next task starts with no step budget, whatever this
-  ** one's SQL or sqlq_cancel() (a budget of 1) set.
-  */
-  timelimit_set_ops(sqlq__conn_db(t->pConn), 0);
-  if (atomic_load(&t->bCanceled)) {
-    /* It returned 0, so a read canceled as it finished reports the cancel;
-    ** a write keeps its status: it may be committed already. */
-    if (!isWrite(t->call.kind) && sqlq_result_status(t->res) == 0) {
-      sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-    }
-  }
-  t->eState = SQLQ__RAN;
-  t->pConn = NULL;
-}
-
-void sqlq__task_leave(sqlq__task *t) {
-  sqlq *q = t->pOwner;
-  pthread_mutex_lock(&q->mu);
-  leaveLocked(q, t);
-  pthread_mutex_unlock(&q->mu);
-}
-
 /* Wakes w, which then wakes its kids; w is not touched afterwards. */
 static void wakeWaiter(struct sqlq__waiter *w) {
   pthread_mutex_lock(&w->mu);
@@ -437,8 +275,8 @@ static void complete(sqlq *q, sqlq__task **a, int n,
     int status;
     *pp = t->pHash;
     q->nRunning--;
-    if (t->eState == SQLQ__RUNNING) leaveLocked(q, t);
-    t->eState = SQLQ__DONE;
+    sqlq__task_done(t, nowNs());
+    if (t->startNs) histAdd(q->aRunHist, t->runNs);
     status = sqlq_result_status(t->res);
     if (status == 0) {
       q->st.done++;
@@ -477,51 +315,22 @@ static void complete(sqlq *q, sqlq__task **a, int n,
   for (i = 0; i < n; i++) {
     if (a[i] == NULL) continue;
     if (a[i]->call.done) a[i]->call.done(a[i]->res, a[i]->call.udata);
-    taskFree(a[i]);
+    sqlq__task_free(a[i]);
   }
 }
 
-/* True if t may run in a group commit with other writes. */
-static int isBatchable(const sqlq__task *t) {
-  if (t->call.flags & (SQLQ_NO_TRANSACTION | SQLQ_ISOLATED)) return 0;
-  return t->call.kind == SQLQ_WRITE || t->call.kind == SQLQ_WRITE_MANY ||
-         (t->call.kind == SQLQ_WRITE_FN && (t->call.flags & SQLQ_IDEMPOTENT));
-}
-
-/* True if t is transactional: it runs through sqlq__conn_run_batch(). */
-static int isTransactional(const sqlq__task *t) {
-  return isWrite(t->call.kind) && t->call.kind != SQLQ_SCRIPT &&
-         !(t->call.flags & (SQLQ_NO_TRANSACTION | SQLQ_ISOLATED));
-}
-
 /*
-** Takes t out of queue qu (the mutex held) for this worker.  Returns 1 if
-** it is to run; 0 if it is to complete unrun (canceled, or its time in the
+** Takes t out of queue qu (the mutex held) for a worker.  Returns 1 if it
+** is to run; 0 if it is to complete unrun (canceled, or its time in the
 ** queue ran out), with its result set.
 */
-static int take(sqlq *q, Queue *qu, sqlq__task *t, sqlq__conn *c, int64_t now) {
+static int take(sqlq *q, Queue *qu, sqlq__task *t, int64_t now) {
   queueRemove(qu, t);
   q->nQueued--;
   q->nRunning++;
   pthread_cond_signal(&q->room);
-  t->eState = SQLQ__TAKEN;
-  if (atomic_load(&t->bCanceled)) {
-    sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-    return 0;
-  }
-  if (t->call.queue_timeout_ms > 0 &&
-      now - t->enqueueNs > (int64_t)t->call.queue_timeout_ms * 1000000) {
-    sqlq__result_fail(t->res, SQLQ_ETIMEOUT,
-                      "the task waited in the queue past its limit");
-    return 0;
-  }
+  if (!sqlq__task_take(t, now)) return 0;
   histAdd(q->aWaitHist, now - t->enqueueNs);
-  if (!isTransactional(t)) {
-    /* It runs alone: RUNNING until complete(), as sqlq__task_enter(). */
-    t->eState = SQLQ__RUNNING;
-    t->pConn = c;
-    t->startNs = now;
-  }
   return 1;
 }
 
@@ -545,7 +354,7 @@ static int takeExpired(sqlq *q, Queue *qu, int64_t now, sqlq__task **a, int n,
     pNextTask = t->pNext;
     if (t->call.queue_timeout_ms <= 0) continue;
     if (queueDeadline(t) < now && k < n) {
-      take(q, qu, t, NULL, now);
+      take(q, qu, t, now);
       a[k++] = t;
     } else if (queueDeadline(t) < *pNext) {
       *pNext = queueDeadline(t);
@@ -624,10 +433,10 @@ static int takeBatch(sqlq *q, sqlq__task *t, int64_t now, sqlq__task **a) {
   int n = 1;
   int64_t deadline = now + (int64_t)q->o.batch_wait_us * 1000;
   a[0] = t;
-  while (isBatchable(t) && n < q->o.batch_max) {
+  while (t->bBatch && n < q->o.batch_max) {
     sqlq__task *next = q->writeQ.pHead;
-    if (next && isBatchable(next)) {
-      take(q, &q->writeQ, next, NULL, nowNs());
+    if (next && next->bBatch) {
+      take(q, &q->writeQ, next, nowNs());
       a[n++] = next;
     } else if (next == NULL && !q->bClosing && nowNs() < deadline) {
       struct timespec ts;
@@ -660,22 +469,23 @@ static void *workerMain(void *p) {
     }
     t = q->cancelQ.pHead ? q->cancelQ.pHead : w->queue->pHead;
     if (t == NULL) break;
-    bRun = take(q, t == q->cancelQ.pHead ? &q->cancelQ : w->queue, t, w->conn,
-                nowNs());
-    if (bRun && isTransactional(t)) {
+    bRun = take(q, t == q->cancelQ.pHead ? &q->cancelQ : w->queue, t, nowNs());
+    if (bRun) {
+      /* A batch is the writer's: q->aBatch and q->aWake are its own. */
+      sqlq__task **a = t->bBatch ? q->aBatch : &t;
+      struct sqlq__waiter **aWake = t->bBatch ? q->aWake : &pWake;
       sqlq__batch_stats bs = {0, 0, 0};
-      n = takeBatch(q, t, nowNs(), q->aBatch);
+      if (t->bBatch) n = takeBatch(q, t, nowNs(), a);
       pthread_mutex_unlock(&q->mu);
-      sqlq__conn_run_batch(w->conn, q->aBatch, n, &q->o, &bs);
+      sqlq__run(w->conn, a, n, &q->o, &bs);
       pthread_mutex_lock(&q->mu);
       q->st.batches += bs.nBatches;
       q->st.batched += bs.nBatched;
       if (bs.nMax > q->st.max_batch) q->st.max_batch = bs.nMax;
       pthread_mutex_unlock(&q->mu);
-      complete(q, q->aBatch, n, q->aWake);
+      complete(q, a, n, aWake);
     } else {
       pthread_mutex_unlock(&q->mu);
-      if (bRun) sqlq__conn_run(w->conn, t, &q->o, q->zPath);
       complete(q, &t, 1, &pWake);
     }
     pthread_mutex_lock(&q->mu);
@@ -734,7 +544,7 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
       *presult = w.pTask->res;
       w.pTask->res = NULL;
     }
-    taskFree(w.pTask);
+    sqlq__task_free(w.pTask);
   } else {
     status = (int)id;
   }
@@ -750,37 +560,13 @@ int sqlq_cancel(sqlq *q, int64_t id) {
   if (callerIn(q)) return SQLQ_EINVAL;
   pthread_mutex_lock(&q->mu);
   t = *hashSlot(q, id);
-  if (t == NULL || atomic_load(&t->bCanceled)) {
-    rc = SQLQ_ENOTFOUND;
-  } else {
-    atomic_store(&t->bCanceled, 1);
-    switch (t->eState) {
-    case SQLQ__QUEUED:
-      /* The first free worker completes it without running it. */
-      queueRemove(queueOf(q, t), t);
-      queuePushBack(&q->cancelQ, t);
-      pthread_cond_broadcast(&q->writeQ.cond);
-      pthread_cond_broadcast(&q->readQ.cond);
-      break;
-    case SQLQ__RUNNING:
-      /*
-      ** Still under mu, so the task cannot leave and let another start on
-      ** its connection: stop the statement running now and any it starts
-      ** later (sqlq__task_leave() puts the budget back).
-      */
-      timelimit_interrupt(sqlq__conn_tlid(t->pConn));
-      timelimit_set_ops(sqlq__conn_db(t->pConn), 1);
-      break;
-    case SQLQ__RAN:
-      /* A read that has finished reports the cancel anyway; a write in a
-      ** batch waits for its COMMIT and keeps its status. */
-      if (!isWrite(t->call.kind)) {
-        sqlq__result_fail(t->res, SQLQ_ECANCELED, NULL);
-      }
-      break;
-    default: /* TAKEN: sqlq__task_enter() will refuse to run it. */
-      break;
-    }
+  rc = t ? sqlq__task_cancel(t) : SQLQ_ENOTFOUND;
+  if (rc == 0 && t->eState == SQLQ__QUEUED) {
+    /* The first free worker completes it without running it. */
+    queueRemove(queueOf(q, t), t);
+    queuePushBack(&q->cancelQ, t);
+    pthread_cond_broadcast(&q->writeQ.cond);
+    pthread_cond_broadcast(&q->readQ.cond);
   }
   pthread_mutex_unlock(&q->mu);
   callerOut(q);
@@ -809,7 +595,7 @@ static int dispatchAll(sqlq *q) {
       t->call.done(t->res, t->call.udata);
       tlsInCallback--;
     }
-    taskFree(t);
+    sqlq__task_free(t);
     nRun++;
   }
   return nRun;

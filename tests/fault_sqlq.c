@@ -2,11 +2,14 @@
 ** fault_sqlq.c: allocation-failure and I/O-failure sweeps of sqlq's write
 ** paths.
 **
-** Usage: fault_sqlq DIR lib|sqlite|io|io-persist|power[-mt] [FIRST [LAST]]
+** Usage: fault_sqlq DIR MODE[-mt] [FIRST [LAST]], MODE one of lib, sqlite,
+** sqlite-burst, io, io-persist, power
 **
 ** "lib" fails the library's own allocations (malloc, calloc, realloc and
 ** strdup, wrapped at link time with -Wl,--wrap); "sqlite" fails SQLite's
-** (sqlite3_config(SQLITE_CONFIG_MALLOC) with a wrapper of the default);
+** (sqlite3_config(SQLITE_CONFIG_MALLOC) with a wrapper of the default), and
+** "sqlite-burst" 8 of them in a row (so that a ROLLBACK and its retry both
+** fail, and the writer must reopen its connection);
 ** "io" fails file operations through tests/faultvfs.c (writes with
 ** SQLITE_IOERR_WRITE or, on even runs, SQLITE_FULL; syncs, truncations,
 ** size reads, shared-memory maps), and "io-persist" every one after the
@@ -46,12 +49,20 @@
 
 /* ---- the failing allocators ---- */
 
-static atomic_long countdown; /* > 0: the allocation that brings it to 0 fails */
+enum { BURST = 8 }; /* Allocations "sqlite-burst" fails in a row */
+#define DISARMED (-1000000L) /* countdown: fail nothing */
+
+/* > 0: the allocation that brings it to 0 fails (and, in a burst, the
+** nBurst - 1 after it) */
+static atomic_long countdown = DISARMED;
 static atomic_int nInjected;  /* Failures injected in this run */
+static int nBurst = 1;        /* Allocations failed in a row from there */
 
 static int fail_now(void) {
-  if (atomic_load_explicit(&countdown, memory_order_relaxed) <= 0) return 0;
-  if (atomic_fetch_sub(&countdown, 1) == 1) {
+  long left = atomic_load_explicit(&countdown, memory_order_relaxed);
+  if (left <= 1 - nBurst) return 0;
+  left = atomic_fetch_sub(&countdown, 1);
+  if (left <= 1 && left > 1 - nBurst) {
     atomic_fetch_add(&nInjected, 1);
     return 1;
   }
@@ -316,7 +327,7 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     }
   }
   pthread_mutex_unlock(&mu);
-  atomic_store(&countdown, 0);
+  atomic_store(&countdown, DISARMED);
   if (bIo) atomic_store(&nInjected, faultvfs_injected());
   if (bIo && !bPersist) faultvfs_disarm();
   *pbInjected = atomic_load(&nInjected) > 0;
@@ -397,8 +408,8 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
 int main(int argc, char **argv) {
   char zPath[4200];
   int n, first, last, bInjected = 1, nRuns = 0;
-  static const char *const azMode[] = {"lib",    "sqlite", "io",
-                                       "io-persist", "power"};
+  static const char *const azMode[] = {"lib", "sqlite-burst", "sqlite",
+                                       "io",  "io-persist",   "power"};
   size_t k;
   for (k = 0; argc >= 3 && k < sizeof(azMode) / sizeof(azMode[0]); k++) {
     size_t len = strlen(azMode[k]);
@@ -409,7 +420,7 @@ int main(int argc, char **argv) {
   }
   if (argc < 3 || k == sizeof(azMode) / sizeof(azMode[0])) {
     fprintf(stderr,
-            "usage: %s DIR lib|sqlite|io|io-persist|power[-mt] "
+            "usage: %s DIR lib|sqlite|sqlite-burst|io|io-persist|power[-mt] "
             "[FIRST [LAST]]\n",
             argv[0]);
     return 2;
@@ -417,6 +428,7 @@ int main(int argc, char **argv) {
   zMode = argv[2];
   bLib = strncmp(zMode, "lib", 3) == 0;
   bSqlite = strncmp(zMode, "sqlite", 6) == 0;
+  if (strncmp(zMode, "sqlite-burst", 12) == 0) nBurst = BURST;
   bPower = strncmp(zMode, "power", 5) == 0;
   bIo = strncmp(zMode, "io", 2) == 0 || bPower;
   bPersist = strncmp(zMode, "io-persist", 10) == 0 || bPower;

@@ -62,7 +62,8 @@ EXT_SO = ext/timelimit.so
 TL_OBJ = $(BUILD)/timelimit.o
 TL_LIB = $(BUILD)/libtimelimit.a
 TL_PC = $(BUILD)/timelimit.pc
-SQLQ_SRC = shim/sqlq.c shim/run.c shim/task.c shim/conn.c shim/result.c
+SQLQ_SRC = shim/sqlq.c shim/run.c shim/pool.c shim/task.c shim/conn.c \
+  shim/stats.c shim/result.c
 SQLQ_HDR = shim/sqlq.h shim/sqlq_int.h ext/timelimit.h
 SQLQ_OBJ = $(SQLQ_SRC:shim/%.c=$(BUILD)/sqlq-%.o)
 SQLQ_LIB = $(BUILD)/libsqlq.a

@@ -95,6 +95,7 @@ void sqlq__conn_on_busy(sqlq__conn *c, int (*xStop)(void *), void *pArg) {
 
 void sqlq__conn_set_limit(sqlq__conn *c, int64_t ms) {
   timelimit_set_limit(c->db, ms);
+  timelimit_set_ops(c->db, 0);
 }
 
 void sqlq__conn_interrupt(sqlq__conn *c) {

@@ -113,11 +113,11 @@ static int busyStop(void *p) {
   return 0;
 }
 
-/* A wait for a lock from now on is for the n tasks of a, which begin now. */
-static void waitFor(Run *r, sqlq__task **a, int n) {
+/* A wait for a lock from now on is for the n tasks of a, which began at ns. */
+static void waitFor(Run *r, sqlq__task **a, int n, int64_t ns) {
   r->aWait = a;
   r->nWait = n;
-  r->waitStartNs = nowNs();
+  r->waitStartNs = ns;
   r->eStop = 0;
 }
 
@@ -406,7 +406,7 @@ static void runRead(Run *r, sqlq__task *t) {
   if (enter(r, t)) return;
   sqlq__conn_set_limit(c, sqlq__task_limit(t, r->o));
   /* (A read waits for a lock only on a file not in WAL mode.) */
-  waitFor(r, &t, 1);
+  waitFor(r, &t, 1, t->startNs);
   if (t->eBody == SQLQ__BODY_FN) {
     /* On the writer (in memory), a read function must not write either. */
     int bWriter = sqlq__conn_role(c) == SQLQ__WRITER;
@@ -436,7 +436,7 @@ static void runAlone(Run *r, sqlq__task *t) {
   int rc;
   if (enter(r, t)) return;
   sqlq__conn_set_limit(r->c, sqlq__task_limit(t, r->o));
-  waitFor(r, &t, 1);
+  waitFor(r, &t, 1, t->startNs);
   sqlq__conn_refuse(r->c, SQLQ__REFUSE_WRITES);
   r->bAutocommit = 1;
   rc = runBody(r, t, -1);
@@ -511,7 +511,7 @@ static int attempt(Run *r, sqlq__task **a, int n, sqlq__batch_stats *st) {
     nRun += !failed(a[i]);
   if (nRun == 0) return OUT_DONE;
   sqlq__conn_set_limit(c, 0);
-  waitFor(r, a, n);
+  waitFor(r, a, n, nowNs());
   rc = sqlq__conn_control(c, "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) {
     /* Waiting for a lock: the tasks that may wait no longer fail. */
@@ -530,7 +530,7 @@ static int attempt(Run *r, sqlq__task **a, int n, sqlq__batch_stats *st) {
   if (nOk == 0) return OUT_DONE; /* (runTxn rolls it back.) */
   sqlq__conn_set_limit(c, 0);
   /* The tasks have run: COMMIT waits out a lock, whatever their limits. */
-  waitFor(r, NULL, 0);
+  waitFor(r, NULL, 0, 0);
   rc = sqlq__conn_control(c, "COMMIT");
   if (rc == SQLITE_OK) {
     st->nBatches++;
@@ -631,6 +631,5 @@ void sqlq__run(sqlq__conn *c, sqlq__task **a, int n, const sqlq_options *o,
     break;
   }
   sqlq__conn_on_busy(c, NULL, NULL);
-  sqlq__conn_set_limit(c, 0);
   restore(&r);
 }

@@ -42,7 +42,6 @@
 #include <unistd.h>
 
 #define HASH_SIZE 4096    /* Buckets of the task id table */
-#define HIST_SIZE 160 /* Buckets: microseconds up to 2^41 */
 
 typedef struct Queue Queue;
 struct Queue {
@@ -51,10 +50,11 @@ struct Queue {
   pthread_cond_t cond; /* Signalled when a task is queued or on close */
 };
 
+/* A worker thread: the writer, or a reader (which borrows connections). */
 typedef struct Worker Worker;
 struct Worker {
   sqlq *q;          /* The handle */
-  sqlq__conn *conn; /* Its connection */
+  sqlq__conn *conn; /* The writer's connection; NULL for a reader */
   Queue *queue;     /* The queue it serves */
   pthread_t thread; /* Its thread */
   int bStarted;     /* thread is running */
@@ -86,20 +86,21 @@ struct sqlq {
   Queue writeQ;        /* Tasks for the writer */
   Queue readQ;         /* Tasks for the readers */
   Queue cancelQ;       /* Canceled tasks, for any worker (no cond) */
-  pthread_cond_t idle; /* Signalled when nCallers drops to 0 */
+  pthread_cond_t idle; /* Signalled when the last caller leaves */
   pthread_cond_t room; /* Signalled when a task leaves a queue */
   int nQueued;         /* Tasks in both queues */
   int nRunning;        /* Tasks running */
-  atomic_int nCallers; /* Threads inside the handle's functions */
+  atomic_int nCallers; /* Threads inside its functions, and CLOSING */
   atomic_int bClosing; /* sqlq_close() has begun (set under mu) */
-  int64_t nextId;      /* Id of the next task */
+  atomic_llong nextId; /* Id of the next task */
   sqlq__task *aHash[HASH_SIZE];  /* Queued and running tasks by id */
   sqlq__task *pDoneHead;         /* Completions waiting for sqlq_dispatch() */
   sqlq__task *pDoneTail;         /* Last of them */
   int efd;                       /* eventfd of dispatch mode, or -1 */
-  sqlq_stats_t st;               /* Counters (queued, running derived) */
-  uint64_t aWaitHist[HIST_SIZE]; /* Time in the queue of tasks run */
-  uint64_t aRunHist[HIST_SIZE];  /* Time tasks ran */
+  sqlq__stats stats;             /* How its tasks ended, waited, ran */
+  int64_t nBatches;              /* Group commit: transactions */
+  int64_t nBatched;              /* ... task runs in them */
+  int64_t nMaxBatch;             /* ... the most in one */
   sqlq__task **aBatch;           /* The writer's batch (batch_max entries) */
   struct sqlq__waiter **aWake;   /* The writer's callers to wake (batch_max) */
   pthread_t timer;               /* Fails tasks at their queue deadline */
@@ -107,8 +108,10 @@ struct sqlq {
   pthread_cond_t timerCond;      /* Wakes it: an earlier deadline, close */
   int64_t timerWakeNs;           /* Its next wake-up, INT64_MAX: none */
   Worker writer;                 /* The writer (no conn if read-only) */
-  Worker *aReader;               /* The readers */
-  int nReader;                   /* Readers */
+  Worker *aReader;               /* The reader threads */
+  int nReader;                   /* Reader threads */
+  char *zReaderPath;             /* What a read connection opens */
+  sqlq__pool *pool;              /* Read connections (a file database) */
 };
 
 /*
@@ -154,7 +157,7 @@ static void queueRemove(Queue *qu, sqlq__task *t) {
 /* The queue a task waits in: writes, and every task of ":memory:", go to
 ** the writer. */
 static Queue *queueOf(sqlq *q, const sqlq__task *t) {
-  return t->bWrite || q->nReader == 0 ? &q->writeQ : &q->readQ;
+  return t->bWrite || q->pool == NULL ? &q->writeQ : &q->readQ;
 }
 
 static int64_t nowNs(void) {
@@ -191,11 +194,11 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   } else if (q->nQueued >= q->o.queue_capacity) {
     rc = SQLQ_EFULL;
   } else {
-    sqlq_result *res = sqlq__result_new(q->nextId);
+    sqlq_result *res = sqlq__result_new(atomic_load(&q->nextId));
     if (res == NULL) {
       rc = SQLQ_ENOMEM;
     } else {
-      sqlq__task_queued(t, q->nextId++, res, nowNs());
+      sqlq__task_queued(t, atomic_fetch_add(&q->nextId, 1), res, nowNs());
     }
   }
   if (rc) {
@@ -204,6 +207,7 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
     return rc;
   }
   *hashSlot(q, t->id) = t;
+  sqlq__task_publish(t);
   qu = queueOf(q, t);
   queuePushBack(qu, t);
   q->nQueued++;
@@ -213,42 +217,6 @@ static int64_t submitTask(sqlq *q, const sqlq_call *c, struct sqlq__waiter *w) {
   id = t->id; /* Once unlocked, a worker may complete and free t. */
   pthread_mutex_unlock(&q->mu);
   return id;
-}
-
-/*
-** Histograms of microseconds, 4 buckets per power of two: bucket i covers
-** [lower(i), lower(i+1)).
-*/
-static int histBucket(int64_t us) {
-  int msb = 0;
-  if (us < 4) return us < 0 ? 0 : (int)us;
-  while ((us >> (msb + 1)) != 0)
-    msb++;
-  return 4 * (msb - 1) + (int)((us >> (msb - 2)) & 3);
-}
-
-static int64_t histLower(int i) {
-  if (i < 4) return i;
-  return (int64_t)(4 + i % 4) << (i / 4 - 1);
-}
-
-/* The p-th percentile (0 < p < 1) of h, as its bucket's lower bound. */
-static int64_t histPercentile(const uint64_t *h, double p) {
-  uint64_t n = 0, seen = 0;
-  int i;
-  for (i = 0; i < HIST_SIZE; i++)
-    n += h[i];
-  if (n == 0) return 0;
-  for (i = 0; i < HIST_SIZE; i++) {
-    seen += h[i];
-    if ((double)seen >= p * (double)n) return histLower(i);
-  }
-  return histLower(HIST_SIZE - 1);
-}
-
-static void histAdd(uint64_t *h, int64_t ns) {
-  int i = histBucket(ns / 1000);
-  h[i < HIST_SIZE ? i : HIST_SIZE - 1]++;
 }
 
 /* Wakes w, which then wakes its kids; w is not touched afterwards. */
@@ -272,19 +240,10 @@ static void complete(sqlq *q, sqlq__task **a, int n,
   pthread_mutex_lock(&q->mu);
   for (i = 0; i < n; i++) {
     sqlq__task *t = a[i], **pp = hashSlot(q, t->id);
-    int status;
     *pp = t->pHash;
     q->nRunning--;
-    sqlq__task_done(t, nowNs());
-    if (t->startNs) histAdd(q->aRunHist, t->runNs);
-    status = sqlq_result_status(t->res);
-    if (status == 0) {
-      q->st.done++;
-    } else {
-      q->st.failed++;
-      if (status == SQLQ_ETIMEOUT) q->st.timeouts++;
-      if (status == SQLQ_ECANCELED) q->st.cancels++;
-    }
+    sqlq__task_done(t);
+    sqlq__stats_done(&q->stats, t);
     if (t->pWaiter) {
       t->pWaiter->pTask = t;
       aWake[m++] = t->pWaiter;
@@ -330,7 +289,7 @@ static int take(sqlq *q, Queue *qu, sqlq__task *t, int64_t now) {
   q->nRunning++;
   pthread_cond_signal(&q->room);
   if (!sqlq__task_take(t, now)) return 0;
-  histAdd(q->aWaitHist, now - t->enqueueNs);
+  sqlq__stats_wait(&q->stats, now - t->enqueueNs);
   return 1;
 }
 
@@ -477,11 +436,18 @@ static void *workerMain(void *p) {
       sqlq__batch_stats bs = {0, 0, 0};
       if (t->bBatch) n = takeBatch(q, t, nowNs(), a);
       pthread_mutex_unlock(&q->mu);
-      sqlq__run(w->conn, a, n, &q->o, &bs);
+      if (w->conn) {
+        sqlq__run(w->conn, a, n, &q->o, &bs);
+      } else {
+        /* A reader borrows a connection, as an sqlq_exec() caller does. */
+        sqlq__slot *s = sqlq__pool_borrow(q->pool, NULL);
+        sqlq__run(sqlq__slot_conn(s), a, n, &q->o, &bs);
+        sqlq__pool_give_back(q->pool, s, NULL);
+      }
       pthread_mutex_lock(&q->mu);
-      q->st.batches += bs.nBatches;
-      q->st.batched += bs.nBatched;
-      if (bs.nMax > q->st.max_batch) q->st.max_batch = bs.nMax;
+      q->nBatches += bs.nBatches;
+      q->nBatched += bs.nBatched;
+      if (bs.nMax > q->nMaxBatch) q->nMaxBatch = bs.nMax;
       pthread_mutex_unlock(&q->mu);
       complete(q, a, n, aWake);
     } else {
@@ -497,19 +463,31 @@ static void *workerMain(void *p) {
 /* ---- the public functions ---- */
 
 /*
-** Counts a caller in (without the mutex) and out (with it: once the count
-** is 0, sqlq_close() may free the handle, so the last one out touches
-** nothing after unlocking).  Fails with SQLQ_EINVAL for a NULL handle.
+** Counts a caller in and out: nCallers is 2 per caller inside, plus 1 once
+** sqlq_close() has begun (CLOSING).  Out of a handle that is not closing,
+** a caller leaves with one atomic step and touches nothing after it (no
+** lock that every reading thread would share); once it is closing, it
+** leaves under the mutex, so that sqlq_close(), which waits under it for
+** the count to drop, frees the handle only after the last one is out.
+** Fails with SQLQ_EINVAL for a NULL handle.
 */
+#define CLOSING 1
+
 static int callerIn(sqlq *q) {
   if (q == NULL) return SQLQ_EINVAL;
-  atomic_fetch_add(&q->nCallers, 1);
+  atomic_fetch_add(&q->nCallers, 2);
   return 0;
 }
 
 static void callerOut(sqlq *q) {
+  int n = atomic_load(&q->nCallers);
+  while (!(n & CLOSING)) {
+    if (atomic_compare_exchange_weak(&q->nCallers, &n, n - 2)) return;
+  }
   pthread_mutex_lock(&q->mu);
-  if (atomic_fetch_sub(&q->nCallers, 1) == 1) pthread_cond_broadcast(&q->idle);
+  if (atomic_fetch_sub(&q->nCallers, 2) == 2 + CLOSING) {
+    pthread_cond_broadcast(&q->idle);
+  }
   pthread_mutex_unlock(&q->mu);
 }
 
@@ -521,6 +499,42 @@ int64_t sqlq_submit(sqlq *q, const sqlq_call *call) {
   return id;
 }
 
+/*
+** sqlq_exec() of a read on a file database: it runs on this thread, on a
+** connection borrowed from the pool, so it never enters the queues.
+** Returns the task's status, or a negative code if it was not accepted.
+*/
+static int execBorrowed(sqlq *q, const sqlq_call *c, sqlq_result **presult) {
+  sqlq__task *t;
+  sqlq__slot *s;
+  int status = sqlq__task_check(c, q->o.read_only, 0);
+  if (status) return status;
+  if (atomic_load(&q->bClosing)) return SQLQ_ECLOSED;
+  t = sqlq__task_new(c, NULL);
+  if (t == NULL) return SQLQ_ENOMEM;
+  sqlq__task_queued(t, atomic_fetch_add(&q->nextId, 1), NULL, nowNs());
+  t->res = sqlq__result_new(t->id);
+  if (t->res == NULL) {
+    sqlq__task_free(t);
+    return SQLQ_ENOMEM;
+  }
+  s = sqlq__pool_borrow(q->pool, t);
+  if (s) {
+    sqlq__batch_stats bs = {0, 0, 0};
+    tlsInCallback++; /* Its fn may not call sqlq_exec() either */
+    sqlq__run(sqlq__slot_conn(s), &t, 1, &q->o, &bs);
+    tlsInCallback--;
+    sqlq__pool_give_back(q->pool, s, t);
+  }
+  status = sqlq_result_status(t->res);
+  if (presult) {
+    *presult = t->res;
+    t->res = NULL;
+  }
+  sqlq__task_free(t);
+  return status;
+}
+
 int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
   struct sqlq__waiter w;
   int64_t id;
@@ -528,6 +542,12 @@ int sqlq_exec(sqlq *q, const sqlq_call *call, sqlq_result **presult) {
   if (presult) *presult = NULL;
   if (tlsInCallback) return SQLQ_EMISUSE;
   if (callerIn(q)) return SQLQ_EINVAL;
+  if (q->pool && call &&
+      (call->kind == SQLQ_READ || call->kind == SQLQ_READ_FN)) {
+    status = execBorrowed(q, call, presult);
+    callerOut(q);
+    return status;
+  }
   memset(&w, 0, sizeof(w));
   pthread_mutex_init(&w.mu, NULL);
   pthread_cond_init(&w.cond, NULL);
@@ -560,8 +580,15 @@ int sqlq_cancel(sqlq *q, int64_t id) {
   if (callerIn(q)) return SQLQ_EINVAL;
   pthread_mutex_lock(&q->mu);
   t = *hashSlot(q, id);
-  rc = t ? sqlq__task_cancel(t) : SQLQ_ENOTFOUND;
-  if (rc == 0 && t->eState == SQLQ__QUEUED) {
+  if (t) {
+    rc = sqlq__task_cancel(t);
+  } else if (q->pool) {
+    /* An sqlq_exec() read, waiting for a connection or running on one. */
+    rc = sqlq__pool_cancel(q->pool, id);
+  } else {
+    rc = SQLQ_ENOTFOUND;
+  }
+  if (rc == 0 && t && t->eState == SQLQ__QUEUED) {
     /* The first free worker completes it without running it. */
     queueRemove(queueOf(q, t), t);
     queuePushBack(&q->cancelQ, t);
@@ -613,14 +640,20 @@ int sqlq_dispatch(sqlq *q) {
 int sqlq_stats(sqlq *q, sqlq_stats_t *st) {
   if (st == NULL || callerIn(q)) return SQLQ_EINVAL;
   pthread_mutex_lock(&q->mu);
-  *st = q->st;
+  memset(st, 0, sizeof(*st));
+  sqlq__stats_report(&q->stats, st);
   st->queued = q->nQueued;
   st->running = q->nRunning;
+  st->batches = q->nBatches;
+  st->batched = q->nBatched;
+  st->max_batch = q->nMaxBatch;
   st->mean_batch = st->batches ? (double)st->batched / (double)st->batches : 0;
-  st->wait_p50_us = histPercentile(q->aWaitHist, 0.50);
-  st->wait_p99_us = histPercentile(q->aWaitHist, 0.99);
-  st->run_p50_us = histPercentile(q->aRunHist, 0.50);
-  st->run_p99_us = histPercentile(q->aRunHist, 0.99);
+  if (q->pool) {
+    /* The reads of sqlq_exec() callers count in their connections. */
+    sqlq__stats sum = q->stats;
+    sqlq__pool_stats(q->pool, &sum, &st->queued, &st->running);
+    sqlq__stats_report(&sum, st);
+  }
   pthread_mutex_unlock(&q->mu);
   callerOut(q);
   return 0;
@@ -646,6 +679,7 @@ static void teardown(sqlq *q) {
   int i;
   pthread_mutex_lock(&q->mu);
   atomic_store(&q->bClosing, 1);
+  atomic_fetch_or(&q->nCallers, CLOSING);
   pthread_cond_broadcast(&q->writeQ.cond);
   pthread_cond_broadcast(&q->readQ.cond);
   pthread_cond_broadcast(&q->room);
@@ -661,11 +695,11 @@ static void teardown(sqlq *q) {
     }
   }
   pthread_mutex_lock(&q->mu);
-  while (atomic_load(&q->nCallers) > 0)
+  while (atomic_load(&q->nCallers) > CLOSING)
     pthread_cond_wait(&q->idle, &q->mu);
   pthread_mutex_unlock(&q->mu);
-  for (i = 0; i < q->nReader; i++)
-    sqlq__conn_close(q->aReader[i].conn);
+  sqlq__pool_close(q->pool);
+  sqlite3_free(q->zReaderPath);
   sqlq__conn_close(q->writer.conn);
   if (q->efd >= 0) close(q->efd);
   pthread_cond_destroy(&q->writeQ.cond);
@@ -694,7 +728,8 @@ static int optionsValid(const sqlq_options *o) {
          o->read_timeout_ms >= 0 && o->max_rows >= 0 &&
          o->queue_capacity >= 0 && o->synchronous >= 0 &&
          o->synchronous <= 3 && o->batch_max >= 0 && o->batch_wait_us >= 0 &&
-         o->write_timeout_ms >= 0 && o->busy_timeout_ms >= 0;
+         o->write_timeout_ms >= 0 && o->busy_timeout_ms >= 0 &&
+         o->read_connections >= 0 && o->read_connections <= SQLQ_MAX_READERS;
 }
 
 /* Fills the defaults of the options. */
@@ -711,6 +746,15 @@ static void setDefaults(sqlq_options *o) {
   if (o->busy_timeout_ms <= 0) {
     o->busy_timeout_ms = SQLQ_DEFAULT_BUSY_TIMEOUT_MS;
   }
+  if (o->read_connections <= 0) {
+    long nCpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (nCpu < 1) nCpu = 1;
+    if (nCpu > SQLQ_MAX_READERS / SQLQ_DEFAULT_READ_CONNECTIONS_PER_CORE) {
+      nCpu = SQLQ_MAX_READERS / SQLQ_DEFAULT_READ_CONNECTIONS_PER_CORE;
+    }
+    o->read_connections = SQLQ_DEFAULT_READ_CONNECTIONS_PER_CORE * (int)nCpu;
+  }
+  if (o->read_connections < o->readers) o->read_connections = o->readers;
 }
 
 /*
@@ -805,7 +849,7 @@ static int inMemory(sqlite3 *db) {
 
 int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   sqlq *q;
-  char *zErr = NULL, *zReader;
+  char *zErr = NULL;
   int rc = 0, i;
   if (pq) *pq = NULL;
   if (path == NULL || pq == NULL) return SQLQ_EINVAL;
@@ -845,30 +889,30 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
 
   }
   if (rc == 0 && !q->bMemory) {
+    /* The readers' connections, the first ones opened now. */
     q->aReader = calloc((size_t)q->o.readers, sizeof(Worker));
-    if (q->aReader == NULL) rc = SQLQ_ENOMEM;
-    zReader = rc == 0 ? readerPath(q) : NULL;
-    if (rc == 0 && zReader == NULL) rc = SQLQ_ENOMEM;
-    for (i = 0; rc == 0 && i < q->o.readers; i++) {
-      rc = sqlq__conn_open(zReader, SQLQ__READER, &q->o, &q->aReader[i].conn,
-                           &zErr);
-      if (rc == 0) q->nReader++;
-      /* A read-only handle on memory would read an empty database. */
-      if (rc == 0 && inMemory(sqlq__conn_db(q->aReader[i].conn))) {
-        rc = SQLQ_EINVAL;
-      }
+    q->zReaderPath = readerPath(q);
+    if (q->aReader == NULL || q->zReaderPath == NULL) rc = SQLQ_ENOMEM;
+    if (rc == 0) {
+      rc = sqlq__pool_open(q->zReaderPath, &q->o, q->o.readers,
+                           q->o.read_connections, &q->pool, &zErr);
     }
-    sqlite3_free(zReader);
+    if (rc == 0) {
+      /* A read-only handle on memory would read an empty database. */
+      sqlq__slot *s = sqlq__pool_borrow(q->pool, NULL);
+      if (inMemory(sqlq__conn_db(sqlq__slot_conn(s)))) rc = SQLQ_EINVAL;
+      sqlq__pool_give_back(q->pool, s, NULL);
+    }
   }
   if (rc == 0 && q->writer.conn) {
     rc = startWorker(q, &q->writer, q->writer.conn, &q->writeQ);
   }
-  for (i = 0; rc == 0 && i < q->nReader; i++) {
-    rc = startWorker(q, &q->aReader[i], q->aReader[i].conn, &q->readQ);
+  for (i = 0; rc == 0 && q->pool && i < q->o.readers; i++) {
+    rc = startWorker(q, &q->aReader[i], NULL, &q->readQ);
+    if (rc == 0) q->nReader++;
   }
   sqlite3_free(zErr);
   if (rc != 0) {
-    /* aReader[nReader] may hold a connection that failed half-way: none. */
     teardown(q);
     return rc;
   }

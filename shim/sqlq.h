@@ -160,6 +160,11 @@ typedef struct sqlq_call {
                                past it, SQLQ_ETIMEOUT without running */
   sqlq_done done;           /* Completion, or NULL */
   void *udata;              /* Passed to done */
+  int64_t *id_out;          /* If not NULL, receives the task's id as soon
+                               as sqlq_cancel() can find it, before it runs
+                               (an atomic store: read it with
+                               __atomic_load_n), so that another thread can
+                               cancel an sqlq_exec() call */
 } sqlq_call;
 
 /*
@@ -176,6 +181,7 @@ typedef struct sqlq_call {
 #define SQLQ_DEFAULT_SYNCHRONOUS 2
 #define SQLQ_DEFAULT_BATCH_MAX 128
 #define SQLQ_DEFAULT_BUSY_TIMEOUT_MS 5000
+#define SQLQ_DEFAULT_READ_CONNECTIONS_PER_CORE 2
 typedef struct sqlq_options {
   int readers;          /* Reader threads */
   int read_timeout_ms;  /* Time limit of a read */
@@ -192,6 +198,10 @@ typedef struct sqlq_options {
                            batch has begun (default 0: take what is queued) */
   int write_timeout_ms; /* Time limit of each write (default 0: none) */
   int busy_timeout_ms;  /* Longest wait for a lock another process holds */
+  int read_connections; /* Read connections of a file database, opened as
+                           needed (default 2 per core; at least readers):
+                           sqlq_exec() reads borrow them on the caller's
+                           thread, reader threads too */
 } sqlq_options;
 
 /*

@@ -6,8 +6,10 @@
 **
 **   sqlq.c    the handle: queues, threads, completions, cancel, close
 **   run.c     running tasks on a connection: one task, or a group commit
+**   pool.c    the read connections: borrowing one, and what runs on each
 **   task.c    a task: its copy of the call, what its kind means, its states
 **   conn.c    connections: opening, the authorizer, the statement cache
+**   stats.c   counters and histograms of how tasks ended, waited and ran
 **   result.c  results: building them on a worker, reading them (accessors)
 */
 #ifndef SQLQ_INT_H
@@ -110,7 +112,10 @@ int sqlq__conn_control(sqlq__conn *c, const char *zSql);
 */
 int sqlq__conn_rollback(sqlq__conn *c);
 
-/* Sets the time limit (ms, 0: none) of c's next statements. */
+/*
+** Sets the limits of c's next statements: a time limit of ms (0: none) and
+** no step budget, whatever the last task's SQL lowered them to.
+*/
 void sqlq__conn_set_limit(sqlq__conn *c, int64_t ms);
 
 /*
@@ -147,8 +152,8 @@ enum {
 };
 
 /*
-** A task's life, each step one function of task.c, each under the handle's
-** mutex: QUEUED (accepted, in a queue); TAKEN (out of the queue, by a
+** A task's life, each step one function of task.c, each under the lock
+** t->pMu (the handle's mutex, or the read pool's for a read of a caller): QUEUED (accepted, in a queue); TAKEN (out of the queue, by a
 ** worker or a caller); RUNNING on a connection, where sqlq_cancel()
 ** interrupts it (sqlq__task_enter); RAN (sqlq__task_leave; a batched write
 ** waits for its COMMIT, or runs again: RUNNING again); DONE (its completion
@@ -176,7 +181,8 @@ struct sqlq__task {
   sqlq__task *pPrev;    /* Queue */
   sqlq__task *pHash;    /* Id hash chain */
   struct sqlq__waiter *pWaiter; /* sqlq_exec() caller waiting, or NULL */
-  pthread_mutex_t *pMu; /* The handle's mutex */
+  pthread_mutex_t *pMu; /* The lock of its state now: the handle's mutex,
+                           or the read pool's or a read slot's */
 };
 
 /*
@@ -223,7 +229,7 @@ int sqlq__task_enter(sqlq__task *t, sqlq__conn *c, int64_t now);
 void sqlq__task_leave(sqlq__task *t, int64_t now);
 
 /* Its completion is delivered next: DONE. */
-void sqlq__task_done(sqlq__task *t, int64_t now);
+void sqlq__task_done(sqlq__task *t);
 
 /*
 ** sqlq_cancel() for t: a RUNNING task's statement is interrupted, a RAN
@@ -232,6 +238,80 @@ void sqlq__task_done(sqlq__task *t, int64_t now);
 ** unrun.
 */
 int sqlq__task_cancel(sqlq__task *t);
+
+/*
+** Makes id findable by whoever the call said (sqlq_call.id_out), once
+** sqlq_cancel() can find t.
+*/
+void sqlq__task_publish(sqlq__task *t);
+
+/* ---- stats.c: counters ---- */
+
+#define SQLQ__HIST_SIZE 160 /* Histogram buckets: microseconds up to 2^41 */
+
+/* How tasks ended, waited and ran; zero-initialise.  Its owner's lock. */
+typedef struct sqlq__stats sqlq__stats;
+struct sqlq__stats {
+  int64_t nDone;                    /* Completed with status 0 */
+  int64_t nFailed;                  /* ... with any other */
+  int64_t nTimeouts;                /* ... with SQLQ_ETIMEOUT */
+  int64_t nCancels;                 /* ... with SQLQ_ECANCELED */
+  uint64_t aWait[SQLQ__HIST_SIZE];  /* Time waiting to run */
+  uint64_t aRun[SQLQ__HIST_SIZE];   /* Time running */
+};
+
+/* Counts a wait of ns before a task ran. */
+void sqlq__stats_wait(sqlq__stats *s, int64_t ns);
+
+/* Counts a task that is done: its status and how long it ran. */
+void sqlq__stats_done(sqlq__stats *s, const sqlq__task *t);
+
+/* Adds pFrom's counts to pTo's. */
+void sqlq__stats_add(sqlq__stats *pTo, const sqlq__stats *pFrom);
+
+/* Fills the counts and percentiles of st from s. */
+void sqlq__stats_report(const sqlq__stats *s, sqlq_stats_t *st);
+
+/* ---- pool.c: the read connections of a file database ---- */
+
+typedef struct sqlq__pool sqlq__pool;
+typedef struct sqlq__slot sqlq__slot; /* One connection of the pool */
+
+/*
+** Makes a pool of at most nMax read connections of zPath (which must
+** outlive it), nOpen of them opened now.  Returns 0 or an error with a
+** message in *pzErr (sqlite3_malloc); *pp is set either way, for
+** sqlq__pool_close().
+*/
+int sqlq__pool_open(const char *zPath, const sqlq_options *o, int nOpen,
+                    int nMax, sqlq__pool **pp, char **pzErr);
+
+/* Closes the connections and frees the pool; none may be borrowed. */
+void sqlq__pool_close(sqlq__pool *p);
+
+/*
+** Borrows a read connection, waiting for one if none is idle.  t is the
+** QUEUED task of an sqlq_exec() caller, which runs on the connection
+** (attached to it, where sqlq__pool_cancel() finds it), or NULL for a
+** reader thread.  Returns NULL, with t done and failed, if t was canceled
+** or its queue deadline passed while it waited.  Any thread.
+*/
+sqlq__slot *sqlq__pool_borrow(sqlq__pool *p, sqlq__task *t);
+
+/* Gives s back; t, the task borrowed with it, is then done. */
+void sqlq__pool_give_back(sqlq__pool *p, sqlq__slot *s, sqlq__task *t);
+
+sqlq__conn *sqlq__slot_conn(sqlq__slot *s);
+
+/*
+** sqlq_cancel() for a caller's task waiting for a connection or running on
+** one: 0, or SQLQ_ENOTFOUND if there is no such task here.
+*/
+int sqlq__pool_cancel(sqlq__pool *p, int64_t id);
+
+/* Adds the counts of the pool's tasks, waiting and running. */
+void sqlq__pool_stats(sqlq__pool *p, sqlq__stats *pSum, int64_t *pnQueued,
+                      int64_t *pnRunning);
 
 /* ---- run.c: running tasks on a connection ---- */
 

@@ -16,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /*
 ** What each kind of task is: the one table of it.  A write goes to the
@@ -175,6 +176,10 @@ int sqlq__task_row_cap(const sqlq__task *t, const sqlq_options *o) {
   return o->max_rows;
 }
 
+void sqlq__task_publish(sqlq__task *t) {
+  if (t->call.id_out) __atomic_store_n(t->call.id_out, t->id, __ATOMIC_RELEASE);
+}
+
 int sqlq__task_canceled(sqlq__task *t) {
   return atomic_load(&t->bCanceled);
 }
@@ -215,7 +220,9 @@ int sqlq__task_enter(sqlq__task *t, sqlq__conn *c, int64_t now) {
 
 void sqlq__task_leave(sqlq__task *t, int64_t now) {
   t->runNs += now - t->startNs;
-  sqlq__conn_clear_interrupt(t->pConn);
+  /* (The next task's limits are set anew; those a cancel set go now, for
+  ** the library's own statements that follow.) */
+  if (atomic_load(&t->bCanceled)) sqlq__conn_clear_interrupt(t->pConn);
   /* A read canceled as it finished reports the cancel; a write keeps its
   ** status: it may be committed already. */
   if (atomic_load(&t->bCanceled) && !t->bWrite &&
@@ -226,8 +233,12 @@ void sqlq__task_leave(sqlq__task *t, int64_t now) {
   t->pConn = NULL;
 }
 
-void sqlq__task_done(sqlq__task *t, int64_t now) {
-  if (t->eState == SQLQ__RUNNING) sqlq__task_leave(t, now);
+void sqlq__task_done(sqlq__task *t) {
+  if (t->eState == SQLQ__RUNNING) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sqlq__task_leave(t, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+  }
   t->eState = SQLQ__DONE;
 }
 

@@ -953,13 +953,17 @@ END_TEST
 
 enum { RACE_ROUNDS = 300 };
 
-static atomic_llong raceId;
+/* The task to cancel: 0 none yet, -1 stop (atomic loads and stores). */
+static int64_t raceId;
 
-/* Cancels whatever task raceId names, as fast as it can. */
+/*
+** Cancels whatever task raceId names, again and again (also once it has
+** ended), as fast as it can.
+*/
 static void *race_canceler(void *p) {
   sqlq *q = p;
   int64_t id;
-  while ((id = atomic_load(&raceId)) >= 0) {
+  while ((id = __atomic_load_n(&raceId, __ATOMIC_ACQUIRE)) >= 0) {
     if (id > 0) sqlq_cancel(q, id);
   }
   return NULL;
@@ -980,7 +984,7 @@ START_TEST(test_cancel_race_spares_next) {
   ** thread on one core, the canceler spinning) from timing it out. */
   o.read_timeout_ms = 60000;
   q = openq(NULL, &o);
-  atomic_store(&raceId, 0);
+  __atomic_store_n(&raceId, 0, __ATOMIC_RELEASE);
   ck_assert_int_eq(pthread_create(&th, NULL, race_canceler, q), 0);
   for (i = 0; i < RACE_ROUNDS; i++) {
     Done a, b;
@@ -991,7 +995,7 @@ START_TEST(test_cancel_race_spares_next) {
                      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 "
                      "FROM c WHERE x<2000) SELECT count(*) FROM c",
                      &a);
-    atomic_store(&raceId, idA);
+    __atomic_store_n(&raceId, idA, __ATOMIC_RELEASE);
     ck_assert_int_gt(submit_sql(q, SQLQ_READ,
                                 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
                                 "SELECT x+1 FROM c WHERE x<20000) "
@@ -1004,7 +1008,232 @@ START_TEST(test_cancel_race_spares_next) {
     ck_assert(a.status == 0 || a.status == SQLQ_ECANCELED);
     nCanceled += a.status == SQLQ_ECANCELED;
   }
-  atomic_store(&raceId, -1);
+  __atomic_store_n(&raceId, -1, __ATOMIC_RELEASE);
+  pthread_join(th, NULL);
+  ck_assert_int_gt(nCanceled, 0);
+  closeq(q);
+}
+END_TEST
+
+/* ---- reads on the caller's thread (sqlq_exec) ---- */
+
+/* A READ_FN that notes the thread it runs on. */
+static int thread_fn(sqlite3 *db, void *p) {
+  (void)db;
+  *(pthread_t *)p = pthread_self();
+  return SQLITE_OK;
+}
+
+/*
+** sqlq_exec() of a read on a file database runs on the calling thread, and
+** sqlq_stats() counts it; a submitted read still runs on a reader.
+*/
+START_TEST(test_exec_read_on_caller) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  sqlq_stats_t st;
+  pthread_t th;
+  Done d;
+  c.kind = SQLQ_READ_FN;
+  c.fn = thread_fn;
+  c.arg = &th;
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), 0);
+  ck_assert(pthread_equal(th, pthread_self()));
+  ck_assert_int_eq(sqlq_stats(q, &st), 0);
+  ck_assert_int_eq(st.done, 1);
+  ck_assert_int_eq(st.running, 0);
+  done_init(&d);
+  c.done = done_cb;
+  c.udata = &d;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  done_wait(&d, 1);
+  ck_assert(!pthread_equal(th, pthread_self()));
+  closeq(q);
+}
+END_TEST
+
+/* A thread inside sqlq_exec() of a READ_FN, and its outcome. */
+typedef struct Borrower Borrower;
+struct Borrower {
+  sqlq *q;        /* The handle */
+  sqlq_call c;    /* The call */
+  int rc;         /* What sqlq_exec returned */
+  pthread_t th;   /* The thread */
+};
+
+static void *borrower_main(void *p) {
+  Borrower *b = p;
+  b->rc = sqlq_exec(b->q, &b->c, NULL);
+  return NULL;
+}
+
+/* Starts a thread whose sqlq_exec() holds a read connection until g opens. */
+static void hold_read_connection(Borrower *b, sqlq *q, Gate *g) {
+  memset(b, 0, sizeof(*b));
+  gate_init(g);
+  b->q = q;
+  b->c.kind = SQLQ_READ_FN;
+  b->c.fn = gate_fn;
+  b->c.arg = g;
+  ck_assert_int_eq(pthread_create(&b->th, NULL, borrower_main, b), 0);
+  latch_wait(&g->entered, 1);
+}
+
+/* The id an sqlq_exec() call published, waited for (bounded). */
+static int64_t published_id(int64_t *pId) {
+  int64_t t0 = test_now_ms(), id;
+  while ((id = __atomic_load_n(pId, __ATOMIC_ACQUIRE)) == 0 &&
+         test_now_ms() - t0 < 10000 * test_slowdown()) {
+    sched_yield();
+  }
+  return id;
+}
+
+/*
+** With every read connection in use, a read of sqlq_exec() waits for one:
+** its queue deadline bounds that wait, sqlq_cancel() ends it, and the
+** connection, once given back, serves the next caller.
+*/
+START_TEST(test_exec_read_waits_for_connection) {
+  sqlq_options o = {0};
+  sqlq_call c = {0};
+  sqlq *q;
+  Borrower held, waiter;
+  Gate g;
+  int64_t t0, id = 0;
+  o.readers = 1;
+  o.read_connections = 1;
+  q = openq(NULL, &o);
+  hold_read_connection(&held, q, &g);
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT 1";
+  c.queue_timeout_ms = 50;
+  t0 = test_now_ms();
+  ck_assert_int_eq(sqlq_exec(q, &c, NULL), SQLQ_ETIMEOUT);
+  ck_assert_int_lt(test_now_ms() - t0, 5000 * test_slowdown());
+  memset(&waiter, 0, sizeof(waiter));
+  waiter.q = q;
+  waiter.c.kind = SQLQ_READ;
+  waiter.c.sql = "SELECT 1";
+  waiter.c.id_out = &id;
+  ck_assert_int_eq(pthread_create(&waiter.th, NULL, borrower_main, &waiter), 0);
+  ck_assert_int_gt(published_id(&id), 0);
+  ck_assert_int_eq(sqlq_cancel(q, id), 0);
+  pthread_join(waiter.th, NULL);
+  ck_assert_int_eq(waiter.rc, SQLQ_ECANCELED);
+  gate_open(&g);
+  pthread_join(held.th, NULL);
+  ck_assert_int_eq(held.rc, 0);
+  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT 1"), 0);
+  closeq(q);
+}
+END_TEST
+
+/* Runs sqlq_close() on a thread of its own. */
+typedef struct Closer Closer;
+struct Closer {
+  sqlq *q;
+  int rc;
+  pthread_t th;
+};
+
+static void *closer_main(void *p) {
+  Closer *k = p;
+  k->rc = sqlq_close(k->q);
+  return NULL;
+}
+
+/*
+** sqlq_close() waits for a read that runs on a caller's thread (the
+** connection it borrowed is not closed under it), and refuses new reads
+** meanwhile.
+*/
+START_TEST(test_close_waits_for_exec_read) {
+  sqlq *q = openq(NULL, NULL);
+  sqlq_call c = {0};
+  Borrower held;
+  Closer k;
+  Gate g;
+  int64_t t0;
+  int rc;
+  hold_read_connection(&held, q, &g);
+  k.q = q;
+  ck_assert_int_eq(pthread_create(&k.th, NULL, closer_main, &k), 0);
+  /* Once closing has begun, a read is refused; the handle stays until the
+  ** borrower gives its connection back, so this may call it. */
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT 1";
+  t0 = test_now_ms();
+  while ((rc = sqlq_exec(q, &c, NULL)) == 0 &&
+         test_now_ms() - t0 < 10000 * test_slowdown()) {
+    sched_yield();
+  }
+  ck_assert_int_eq(rc, SQLQ_ECLOSED);
+  gate_open(&g);
+  pthread_join(held.th, NULL);
+  pthread_join(k.th, NULL);
+  ck_assert_int_eq(held.rc, 0);
+  ck_assert_int_eq(k.rc, 0);
+  test_rmdir(zDir);
+}
+END_TEST
+
+static sqlq *nestedQ;
+
+/* A READ_FN that calls sqlq_exec() on its own handle. */
+static int nested_exec_fn(sqlite3 *db, void *p) {
+  (void)db;
+  *(int *)p = run(nestedQ, SQLQ_READ, "SELECT 1");
+  return SQLITE_OK;
+}
+
+/* sqlq_exec() inside a read's function on the caller's thread is refused. */
+START_TEST(test_exec_read_fn_reentry) {
+  sqlq_call c = {0};
+  int rc = 0;
+  nestedQ = openq(NULL, NULL);
+  c.kind = SQLQ_READ_FN;
+  c.fn = nested_exec_fn;
+  c.arg = &rc;
+  ck_assert_int_eq(sqlq_exec(nestedQ, &c, NULL), 0);
+  ck_assert_int_eq(rc, SQLQ_EMISUSE);
+  ck_assert_int_eq(run(nestedQ, SQLQ_READ, "SELECT 1"), 0);
+  closeq(nestedQ);
+}
+END_TEST
+
+/*
+** A cancel aimed at a read of sqlq_exec() never stops the read after it on
+** the same connection: the caller runs A (its id published, canceled over
+** and over, also after it ends) and then B, on the one read connection;
+** B always succeeds.
+*/
+START_TEST(test_exec_cancel_race_spares_next) {
+  sqlq_options o = {0};
+  sqlq *q;
+  pthread_t th;
+  int i, nCanceled = 0;
+  o.readers = 1;
+  o.read_connections = 1;
+  o.read_timeout_ms = 60000;
+  q = openq(NULL, &o);
+  __atomic_store_n(&raceId, 0, __ATOMIC_RELEASE);
+  ck_assert_int_eq(pthread_create(&th, NULL, race_canceler, q), 0);
+  for (i = 0; i < RACE_ROUNDS; i++) {
+    sqlq_call a = {0}, b = {0};
+    int rcA;
+    a.kind = b.kind = SQLQ_READ;
+    a.sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+            "WHERE x<2000) SELECT count(*) FROM c";
+    a.id_out = &raceId;
+    b.sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+            "WHERE x<20000) SELECT count(*) FROM c";
+    rcA = sqlq_exec(q, &a, NULL);
+    ck_assert(rcA == 0 || rcA == SQLQ_ECANCELED);
+    nCanceled += rcA == SQLQ_ECANCELED;
+    ck_assert_int_eq(sqlq_exec(q, &b, NULL), 0);
+  }
+  __atomic_store_n(&raceId, -1, __ATOMIC_RELEASE);
   pthread_join(th, NULL);
   ck_assert_int_gt(nCanceled, 0);
   closeq(q);
@@ -2109,6 +2338,15 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_queue_deadline);
   tcase_add_test(tc, test_queue_deadline_on_time);
   tcase_add_test(tc, test_exec_waits_for_room);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("reads on the caller's thread");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_exec_read_on_caller);
+  tcase_add_test(tc, test_exec_read_waits_for_connection);
+  tcase_add_test(tc, test_close_waits_for_exec_read);
+  tcase_add_test(tc, test_exec_read_fn_reentry);
+  tcase_add_test(tc, test_exec_cancel_race_spares_next);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("errors");

@@ -48,10 +48,15 @@ def main():
     bad += ["README.md lists %s, which sqlq.h does not define" % name
             for name in errors]
 
+    # A default that scales with the machine is SQLQ_DEFAULT_X_PER_CORE,
+    # quoted as "N per core".
     defaults = dict(re.findall(r"#define SQLQ_DEFAULT_(\w+) (\d+)", header))
     options = readme_table(readme, "### Options")
     for field, value, _ in options:
         name = field.strip("`").upper()
+        if name + "_PER_CORE" in defaults:
+            name += "_PER_CORE"
+            value = value if value.split()[1:3] == ["per", "core"] else ""
         if name in defaults:
             want = defaults.pop(name)
             found = re.match(r"\d+", value)

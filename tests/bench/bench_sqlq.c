@@ -1,7 +1,8 @@
 /*
 ** bench_sqlq.c: the benchmark of the sqlq library, run by "make bench" as
 ** "bench_sqlq DIR", where DIR is an existing scratch directory for the
-** database files (it removes the files it makes).  It measures, in one
+** database files (it removes the files it makes); "bench_sqlq DIR reads"
+** runs sections 1 to 3 only.  It measures, in one
 ** process, on file databases in WAL mode with the default options (2
 ** readers, synchronous=FULL; section 4 also NORMAL), everything the issue
 ** asks for side by side:
@@ -97,8 +98,8 @@
 #define RTT_ITERS 20000    /* Timed round trips of each ping-pong, sqlq case */
 #define WARMUP 1000        /* Untimed calls in the first round (then 1/10) */
 #define KV_ROWS 100000     /* Rows of the lookup table */
-#define READ_THREADS 16    /* Submitting threads of the read section */
-#define READ_MS 2000       /* How long each read case runs */
+#define READ_ROUNDS 3      /* Rounds of each read case */
+#define READ_MS 300        /* How long each read case runs, each round */
 #define IN_FLIGHT 64       /* Submitted and not completed, per thread */
 #define INSERT_MS 2000     /* How long each insert case runs */
 #define INS_IN_FLIGHT 16   /* Inserts in flight per thread, sqlq_submit() */
@@ -126,6 +127,9 @@
 #define TARGET_RTT_CV 1.5  /* ... as a multiple of the condvar p50 */
 #define TARGET_VS_DS 5.0   /* Datasette p50 / sqlq p50, at least */
 #define TARGET_READS 10.0  /* 16-thread reads / DS_READ_16, at least */
+#define TARGET_EXEC_VS_DIRECT 5.0 /* sqlq_exec select 1 p50 / direct p50 */
+#define TARGET_EXEC_VS_OWN 0.8 /* sqlq_exec pk lookups/s / own connection */
+#define TARGET_P99_VS_OWN 2.0 /* 16 threads: sqlq_exec p99 / own p99 */
 
 /* The targets of the inserts, with 64 threads and synchronous=FULL. */
 #define TARGET_INS_RATE 150000.0 /* Group commit rows/s, at least */
@@ -631,21 +635,35 @@ static int benchRoundTrips(sqlq *q, const char *zDb, Series *aSer) {
   return rc;
 }
 
-/* ---- reads from 16 threads ---- */
+/* ---- reads by thread count ---- */
 
-/* One submitting thread of the read section. */
+/* How the threads of section 3 read. */
+enum {
+  W_OWN,    /* Each thread on a connection of its own, statement prepared */
+  W_EXEC,   /* sqlq_exec(), one call at a time per thread */
+  W_SUBMIT, /* sqlq_submit(), IN_FLIGHT calls in flight per thread */
+  N_READ_WAYS
+};
+static const char *const azReadWay[N_READ_WAYS] = {
+    "own connection", "sqlq_exec", "sqlq_submit, 64 in flight"};
+static const int aReadThreads[] = {1, 2, 4, 16};
+#define N_READ_COUNTS (int)(sizeof(aReadThreads) / sizeof(int))
+
+/* One reading thread of section 3. */
 typedef struct Caller Caller;
 struct Caller {
   sqlq *q;                   /* The handle */
+  const char *zDb;           /* The database, for W_OWN */
   pthread_barrier_t *pStart; /* Every thread starts at once */
   int bKey;                  /* Primary key lookups, not SELECT 1 */
-  int bSubmit;               /* sqlq_submit() with callbacks */
+  int eWay;                  /* W_* */
   uint64_t rng;              /* Random keys */
   pthread_t thread;
   int64_t tStart, tEnd; /* When it began and ended */
-  int64_t nCalls;       /* sqlq_exec() calls that succeeded */
+  int64_t nCalls;       /* Calls that succeeded (W_OWN, W_EXEC) */
+  Samples lat;          /* Time of each (W_OWN, W_EXEC) */
   int rc;               /* Nonzero if it failed (printed) */
-  /* sqlq_submit() mode */
+  /* W_SUBMIT */
   pthread_mutex_t mu;  /* Protects nInFlight and bWaiting */
   pthread_cond_t cond; /* Signalled by a callback if bWaiting */
   int nInFlight;       /* Submitted, callback not run yet */
@@ -690,12 +708,26 @@ static void callerWaitBelow(Caller *p, int n) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* One read on the thread's own connection; nonzero on failure. */
+static int ownRead(Caller *p, sqlite3_stmt *pStmt) {
+  int rc = 0;
+  if (p->bKey) sqlite3_bind_int64(pStmt, 1, randomKey(&p->rng));
+  if (sqlite3_step(pStmt) != SQLITE_ROW ||
+      sqlite3_column_type(pStmt, 0) != (p->bKey ? SQLITE_TEXT : SQLITE_INTEGER)) {
+    rc = fail("own connection (reads)", "no row");
+  }
+  sqlite3_reset(pStmt);
+  return rc;
+}
+
 static void *callerMain(void *pArg) {
   Caller *p = pArg;
   sqlq_call c;
   sqlq_value v;
   sqlq_result *r = NULL;
-  int64_t deadline, id;
+  sqlite3 *db = NULL;
+  sqlite3_stmt *pStmt = NULL;
+  int64_t deadline, id, t0;
   int status;
   memset(&c, 0, sizeof(c));
   c.kind = SQLQ_READ;
@@ -704,12 +736,18 @@ static void *callerMain(void *pArg) {
   c.nparams = p->bKey ? 1 : 0;
   c.done = callerDone;
   c.udata = p;
+  if (p->eWay == W_OWN &&
+      (sqlite3_open_v2(p->zDb, &db,
+                       SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ||
+       sqlite3_prepare_v2(db, c.sql, -1, &pStmt, NULL))) {
+    p->rc = fail("own connection (reads)", sqlite3_errmsg(db));
+  }
   pthread_barrier_wait(p->pStart);
   p->tStart = nowNs();
   deadline = p->tStart + (int64_t)READ_MS * 1000000;
-  while (nowNs() < deadline) {
+  while (p->rc == 0 && (t0 = nowNs()) < deadline) {
     v = sqlq_int(randomKey(&p->rng));
-    if (p->bSubmit) {
+    if (p->eWay == W_SUBMIT) {
       callerWaitBelow(p, IN_FLIGHT);
       pthread_mutex_lock(&p->mu);
       p->nInFlight++;
@@ -720,8 +758,11 @@ static void *callerMain(void *pArg) {
         p->nInFlight--;
         pthread_mutex_unlock(&p->mu);
         p->rc = sqlqFail("sqlq_submit (reads)", (int)id, NULL);
-        break;
       }
+      continue;
+    }
+    if (p->eWay == W_OWN) {
+      p->rc = ownRead(p, pStmt);
     } else {
       status = sqlq_exec(p->q, &c, &r);
       if (status != 0) {
@@ -730,12 +771,16 @@ static void *callerMain(void *pArg) {
         p->rc = fail("sqlq_exec (reads)", "wrong result");
       }
       sqlq_result_free(r);
-      if (p->rc) break;
-      p->nCalls++;
     }
+    if (p->rc == 0 && samplesAdd(&p->lat, nowNs() - t0)) {
+      p->rc = fail("reads", "out of memory");
+    }
+    p->nCalls++;
   }
-  if (p->bSubmit) callerWaitBelow(p, 1);
+  if (p->eWay == W_SUBMIT) callerWaitBelow(p, 1);
   p->tEnd = nowNs();
+  sqlite3_finalize(pStmt);
+  sqlite3_close(db);
   return NULL;
 }
 
@@ -746,38 +791,49 @@ static int64_t contextSwitches(void) {
   return (int64_t)ru.ru_nvcsw + (int64_t)ru.ru_nivcsw;
 }
 
+/* What one case of section 3 measured, over its rounds. */
+typedef struct ReadCase ReadCase;
+struct ReadCase {
+  int64_t nCalls;           /* Calls that succeeded */
+  int64_t ns;               /* Wall time, first start to last end */
+  int64_t nCsw;             /* Context switches of the process */
+  double aRate[READ_ROUNDS]; /* Calls/s of each round */
+  Samples lat;              /* Time of each call (not W_SUBMIT) */
+  Dist dist;                /* Its percentiles, once all rounds ran */
+};
+
 /*
-** Runs READ_THREADS callers for READ_MS each; *pRate is the calls that
-** succeeded per second of the span from the first start to the last end,
-** *pCsw the context switches of the process per call.
+** Runs nThread callers reading the eWay way for READ_MS each, as round r of
+** pc.
 */
-static int benchReads(sqlq *q, int bKey, int bSubmit, int64_t *pnCalls,
-                      double *pRate, double *pCsw) {
-  Caller *a = calloc(READ_THREADS, sizeof(Caller));
+static int benchReads(sqlq *q, const char *zDb, int nThread, int eWay,
+                      int bKey, int r, ReadCase *pc) {
+  Caller *a = calloc((size_t)nThread, sizeof(Caller));
   pthread_barrier_t start;
   int64_t t0 = INT64_MAX, t1 = 0, nCalls = 0, nCsw = contextSwitches();
   int i, nStarted = 0, rc = 0;
   if (a == NULL) return fail("reads", "out of memory");
-  pthread_barrier_init(&start, NULL, READ_THREADS);
-  for (i = 0; i < READ_THREADS; i++) {
+  pthread_barrier_init(&start, NULL, (unsigned)nThread);
+  for (i = 0; i < nThread; i++) {
     a[i].q = q;
+    a[i].zDb = zDb;
     a[i].pStart = &start;
     a[i].bKey = bKey;
-    a[i].bSubmit = bSubmit;
-    a[i].rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+    a[i].eWay = eWay;
+    a[i].rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1 + 100 * r);
     pthread_mutex_init(&a[i].mu, NULL);
     pthread_cond_init(&a[i].cond, NULL);
   }
-  for (i = 0; i < READ_THREADS; i++) {
+  for (i = 0; i < nThread; i++) {
     if (pthread_create(&a[i].thread, NULL, callerMain, &a[i]) != 0) break;
     nStarted++;
   }
-  if (nStarted < READ_THREADS) {
+  if (nStarted < nThread) {
     /* The barrier would never open: nothing to do but stop here. */
     fail("reads", "cannot start a thread");
     exit(1);
   }
-  for (i = 0; i < READ_THREADS; i++) {
+  for (i = 0; i < nThread; i++) {
     pthread_join(a[i].thread, NULL);
     if (a[i].rc) rc = 1;
     if (atomic_load(&a[i].nBad) > 0 && rc == 0) {
@@ -786,16 +842,97 @@ static int benchReads(sqlq *q, int bKey, int bSubmit, int64_t *pnCalls,
     nCalls += a[i].nCalls + atomic_load(&a[i].nOk);
     if (a[i].tStart < t0) t0 = a[i].tStart;
     if (a[i].tEnd > t1) t1 = a[i].tEnd;
+    if (rc == 0 && samplesAppend(&pc->lat, &a[i].lat)) {
+      rc = fail("reads", "out of memory");
+    }
+    samplesFree(&a[i].lat);
     pthread_cond_destroy(&a[i].cond);
     pthread_mutex_destroy(&a[i].mu);
   }
-  nCsw = contextSwitches() - nCsw;
+  pc->nCsw += contextSwitches() - nCsw;
   pthread_barrier_destroy(&start);
   free(a);
-  *pCsw = nCalls ? (double)nCsw / (double)nCalls : 0;
-  *pnCalls = nCalls;
-  *pRate = (double)nCalls / ((double)(t1 - t0) / 1e9);
+  pc->nCalls += nCalls;
+  pc->ns += t1 - t0;
+  pc->aRate[r] = (double)nCalls / ((double)(t1 - t0) / 1e9);
   return rc;
+}
+
+/* The median over the rounds of pA's rate / pB's. */
+static double readRatio(const ReadCase *pA, const ReadCase *pB) {
+  double a[READ_ROUNDS], t;
+  int i, j;
+  for (i = 0; i < READ_ROUNDS; i++)
+    a[i] = pB->aRate[i] > 0 ? pA->aRate[i] / pB->aRate[i] : 0;
+  for (i = 1; i < READ_ROUNDS; i++) {
+    for (j = i; j > 0 && a[j - 1] > a[j]; j--) {
+      t = a[j];
+      a[j] = a[j - 1];
+      a[j - 1] = t;
+    }
+  }
+  return a[READ_ROUNDS / 2];
+}
+
+/* The cases of section 3: [query (0 SELECT 1, 1 pk)][thread count][way]. */
+typedef ReadCase ReadCases[2][N_READ_COUNTS][N_READ_WAYS];
+
+/*
+** Section 3: every case, in READ_ROUNDS rounds; within a round, the ways of
+** a thread count run one after the other, in an order that turns each
+** round.
+*/
+static int runReadSection(sqlq *q, const char *zDb, ReadCases *pRead) {
+  int bKey, i, r, k, rc = 0;
+  printf("\n3. reads from 1, 2, 4 and 16 threads, %d rounds of %d ms per "
+         "case, ways in turn;\n   pk lookup: random keys among %d rows; "
+         "p50/p99 of one call (not for\n   sqlq_submit); csw: context "
+         "switches of the process per call\n",
+         READ_ROUNDS, READ_MS, KV_ROWS);
+  fflush(stdout);
+  for (bKey = 0; bKey < 2 && rc == 0; bKey++) {
+    for (i = 0; i < N_READ_COUNTS && rc == 0; i++) {
+      for (r = 0; r < READ_ROUNDS && rc == 0; r++) {
+        for (k = 0; k < N_READ_WAYS && rc == 0; k++) {
+          int eWay = (k + r) % N_READ_WAYS;
+          rc = benchReads(q, zDb, aReadThreads[i], eWay, bKey, r,
+                          &(*pRead)[bKey][i][eWay]);
+        }
+      }
+    }
+  }
+  for (bKey = 0; bKey < 2 && rc == 0; bKey++) {
+    printf("\n   %s\n", bKey ? "pk lookup" : "SELECT 1");
+    printf("%-28s %3s %9s %8s %8s %6s %9s\n", "case", "thr", "calls/s", "p50",
+           "p99", "csw", "x own");
+    for (i = 0; i < N_READ_COUNTS; i++) {
+      for (k = 0; k < N_READ_WAYS; k++) {
+        ReadCase *pc = &(*pRead)[bKey][i][k];
+        char zP50[32] = "-", zP99[32] = "-";
+        pc->dist = distOf(pc->lat.a, pc->lat.n);
+        if (pc->dist.n) {
+          snprintf(zP50, sizeof(zP50), "%.2f", pc->dist.p50);
+          snprintf(zP99, sizeof(zP99), "%.2f", pc->dist.p99);
+        }
+        printf("%-28s %3d %9.0f %8s %8s %6.2f %8.2fx\n", azReadWay[k],
+               aReadThreads[i], (double)pc->nCalls / ((double)pc->ns / 1e9),
+               zP50, zP99, pc->nCalls ? (double)pc->nCsw / (double)pc->nCalls : 0,
+               readRatio(pc, &(*pRead)[bKey][i][W_OWN]));
+      }
+    }
+  }
+  fflush(stdout);
+  return rc;
+}
+
+static void readFree(ReadCases *pRead) {
+  int b, i, k;
+  for (b = 0; b < 2; b++) {
+    for (i = 0; i < N_READ_COUNTS; i++) {
+      for (k = 0; k < N_READ_WAYS; k++)
+        samplesFree(&(*pRead)[b][i][k].lat);
+    }
+  }
 }
 
 /* ---- inserts ---- */
@@ -1560,12 +1697,12 @@ int main(int argc, char **argv) {
   sqlq *q = NULL;
   Series aSer[N_SERIES];
   Dist aDist[N_SERIES], idle = {0, 0, 0, 0}, held = idle;
-  double aRate[N_SERIES], aReadRate[4] = {0, 0, 0, 0}, csw = 0;
-  double cvRatio = 0, cv2Ratio = 0, efdRatio = 0;
-  int64_t aReadCalls[4] = {0, 0, 0, 0};
+  double aRate[N_SERIES];
+  double cvRatio = 0, cv2Ratio = 0, efdRatio = 0, directRatio = 0;
+  static ReadCases aRead;
   InsertCases aIns, *pIns = &aIns;
   int64_t tRun = nowNs();
-  int i, k, s, rc = 0;
+  int i, k, s, rc = 0, bReadsOnly;
   static const char *azSeries[N_SERIES] = {
       "condvar ping-pong, signal under the lock",
       "condvar ping-pong, signal after unlock",
@@ -1575,24 +1712,12 @@ int main(int argc, char **argv) {
       "sqlq_exec",
       "sqlq_submit + poll(sqlq_fd) + sqlq_dispatch",
   };
-  static const char *azRead[4] = {
-      "SELECT 1, sqlq_exec",
-      "pk lookup, sqlq_exec",
-      "SELECT 1, sqlq_submit, 64 in flight/thread",
-      "pk lookup, sqlq_submit, 64 in flight/thread",
-  };
-  static const char *azReadTarget[4] = {
-      "16 threads: SELECT 1, sqlq_exec",
-      "16 threads: pk lookup, sqlq_exec",
-      "16 threads: SELECT 1, sqlq_submit",
-      "16 threads: pk lookup, sqlq_submit",
-  };
-
-  if (argc != 2) {
-    fprintf(stderr, "usage: bench_sqlq DIR (an existing scratch "
-                    "directory)\n");
+  if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "reads") != 0)) {
+    fprintf(stderr, "usage: bench_sqlq DIR [reads] (DIR: an existing "
+                    "scratch directory; reads: sections 1 to 3 only)\n");
     return 1;
   }
+  bReadsOnly = argc == 3;
   memset(aSer, 0, sizeof(aSer));
   memset(aDist, 0, sizeof(aDist));
   memset(aRate, 0, sizeof(aRate));
@@ -1621,6 +1746,8 @@ int main(int argc, char **argv) {
     cvRatio = roundRatio(&aSer[S_EXEC], &aSer[S_CONDVAR], RTT_ITERS / ROUNDS);
     cv2Ratio = roundRatio(&aSer[S_EXEC], &aSer[S_CONDVAR2], RTT_ITERS / ROUNDS);
     efdRatio = roundRatio(&aSer[S_EXEC], &aSer[S_EVENTFD], RTT_ITERS / ROUNDS);
+    directRatio =
+        roundRatio(&aSer[S_EXEC], &aSer[S_DIRECT1], RTT_ITERS / ROUNDS);
   }
   for (i = 0; i < N_SERIES && rc == 0; i++) {
     aRate[i] = seriesRate(&aSer[i]);
@@ -1654,38 +1781,21 @@ int main(int argc, char **argv) {
     fflush(stdout);
   }
 
-  /* 3. Reads from 16 threads. */
-  if (rc == 0) {
-    printf("\n3. reads from %d submitting threads, 2 readers, %d ms per "
-           "case; pk lookup:\n   random keys among %d rows; x DS: times "
-           "Datasette's %.1fk calls/s from\n   16 callers (not run here); "
-           "csw: context switches of the process per call\n",
-           READ_THREADS, READ_MS, KV_ROWS, DS_READ_16 / 1e3);
-    printf("%-44s %8s %9s %6s %8s\n", "case", "calls", "calls/s", "x DS",
-           "csw");
-  }
-  for (i = 0; i < 4 && rc == 0; i++) {
-    rc = benchReads(q, i & 1, i >> 1, &aReadCalls[i], &aReadRate[i], &csw);
-    if (rc == 0) {
-      printf("%-44s %8lld %9.0f %5.1fx %8.2f\n", azRead[i],
-             (long long)aReadCalls[i], aReadRate[i], aReadRate[i] / DS_READ_16,
-             csw);
-      fflush(stdout);
-    }
-  }
+  /* 3. Reads by thread count. */
+  if (rc == 0) rc = runReadSection(q, zDb, &aRead);
 
   /* 4. Inserts. */
-  if (rc == 0) rc = runInsertSection(zIns, pIns);
+  if (rc == 0 && !bReadsOnly) rc = runInsertSection(zIns, pIns);
 
   /* 5. Reads during a write. */
-  if (rc == 0) {
+  if (rc == 0 && !bReadsOnly) {
     printf("\n5. pk lookups by sqlq_exec from one thread, back to back "
            "(up to %d)\n",
            LAT_ITERS);
     printf("%-44s %7s %8s %8s %9s\n", "case", "n", "p50", "p99", "max");
     rc = benchHeldReads(q, &idle, &held);
   }
-  if (rc == 0) {
+  if (rc == 0 && !bReadsOnly) {
     printf("%-44s %7zu %8.2f %8.2f %9.1f\n", "idle", idle.n, idle.p50, idle.p99,
            idle.max);
     printf("%-44s %7zu %8.2f %8.2f %9.1f\n",
@@ -1701,7 +1811,7 @@ int main(int argc, char **argv) {
   removeDb(zDb);
 
   /* Targets. */
-  if (rc == 0) {
+  if (rc == 0 && !bReadsOnly) {
     const Dist *pRtt = &aDist[S_EXEC];
     char zM[64], zT[64];
     printf("\ntargets (informational)\n");
@@ -1718,11 +1828,37 @@ int main(int argc, char **argv) {
     snprintf(zT, sizeof(zT), ">= %.0fx", TARGET_VS_DS);
     printTarget("  faster than Datasette's 60 us p50", zM, zT,
                 DS_EXEC_P50_US / pRtt->p50 >= TARGET_VS_DS);
-    for (i = 0; i < 4; i++) {
-      snprintf(zM, sizeof(zM), "%.0fk/s", aReadRate[i] / 1e3);
-      snprintf(zT, sizeof(zT), ">= %.0fk/s", TARGET_READS * DS_READ_16 / 1e3);
-      printTarget(azReadTarget[i], zM, zT,
-                  aReadRate[i] >= TARGET_READS * DS_READ_16);
+    snprintf(zM, sizeof(zM), "%.2fx", directRatio);
+    snprintf(zT, sizeof(zT), "<= %.0fx", TARGET_EXEC_VS_DIRECT);
+    printTarget("  / direct SELECT 1 p50 (median of rounds)", zM, zT,
+                directRatio <= TARGET_EXEC_VS_DIRECT);
+    for (i = 0; i < N_READ_COUNTS; i++) {
+      const ReadCase *pExec = &aRead[1][i][W_EXEC];
+      const ReadCase *pOwn = &aRead[1][i][W_OWN];
+      char zName[64];
+      if (aReadThreads[i] != 1 && aReadThreads[i] != 16) continue;
+      snprintf(zName, sizeof(zName), "pk lookup, %d thr: sqlq_exec / own conn",
+               aReadThreads[i]);
+      snprintf(zM, sizeof(zM), "%.2fx", readRatio(pExec, pOwn));
+      snprintf(zT, sizeof(zT), ">= %.1fx", TARGET_EXEC_VS_OWN);
+      printTarget(zName, zM, zT, readRatio(pExec, pOwn) >= TARGET_EXEC_VS_OWN);
+      if (aReadThreads[i] != 16) continue;
+      snprintf(zM, sizeof(zM), "%.2fx", pExec->dist.p99 / pOwn->dist.p99);
+      snprintf(zT, sizeof(zT), "<= %.0fx", TARGET_P99_VS_OWN);
+      printTarget("  p99 / own connection p99", zM, zT,
+                  pExec->dist.p99 <= TARGET_P99_VS_OWN * pOwn->dist.p99);
+    }
+    for (k = 0; k < 2; k++) {
+      for (i = W_EXEC; i <= W_SUBMIT; i++) {
+        const ReadCase *pc = &aRead[k][N_READ_COUNTS - 1][i];
+        double rate = (double)pc->nCalls / ((double)pc->ns / 1e9);
+        char zName[64];
+        snprintf(zName, sizeof(zName), "16 thr: %s, %s",
+                 k ? "pk lookup" : "SELECT 1", azReadWay[i]);
+        snprintf(zM, sizeof(zM), "%.0fk/s", rate / 1e3);
+        snprintf(zT, sizeof(zT), ">= %.0fk/s", TARGET_READS * DS_READ_16 / 1e3);
+        printTarget(zName, zM, zT, rate >= TARGET_READS * DS_READ_16);
+      }
     }
     {
       /* 64 submitters, synchronous=FULL (the first mode). */
@@ -1787,6 +1923,7 @@ int main(int argc, char **argv) {
   }
   for (i = 0; i < N_SERIES; i++)
     samplesFree(&aSer[i].lat);
+  readFree(&aRead);
   for (s = 0; s < N_SYNC_MODES; s++) {
     for (i = 0; i < N_INSERT_CASES; i++) {
       for (k = 0; k < N_INSERT_WAYS; k++)

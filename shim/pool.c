@@ -242,8 +242,11 @@ static sqlq__slot *waitForSlot(sqlq__pool *p, sqlq__task *t) {
       sqlite3_free(zErr);
       continue;
     }
-    wakeFirst(p, now); /* (The first may be starving: hand it one.) */
-    if (w.pGiven) break;
+    if (p->pHead != &w) {
+      wakeFirst(p, now); /* (The first may be starving: hand it one.) */
+    } else if (now - w.since >= STARVE_NS) {
+      atomic_store(&p->bFair, 1); /* It is: no one takes one past it */
+    }
     /* The first waiter wakes to turn the pool fair; a task, at its queue
     ** deadline. */
     wake = deadline;

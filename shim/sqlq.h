@@ -181,7 +181,7 @@ typedef struct sqlq_call {
 #define SQLQ_DEFAULT_SYNCHRONOUS 2
 #define SQLQ_DEFAULT_BATCH_MAX 128
 #define SQLQ_DEFAULT_BUSY_TIMEOUT_MS 5000
-#define SQLQ_DEFAULT_READ_CONNECTIONS_PER_CORE 2
+#define SQLQ_DEFAULT_READ_CONNECTIONS_PER_CORE 4
 typedef struct sqlq_options {
   int readers;          /* Reader threads */
   int read_timeout_ms;  /* Time limit of a read */
@@ -199,7 +199,7 @@ typedef struct sqlq_options {
   int write_timeout_ms; /* Time limit of each write (default 0: none) */
   int busy_timeout_ms;  /* Longest wait for a lock another process holds */
   int read_connections; /* Read connections of a file database, opened as
-                           needed (default 2 per core; at least readers):
+                           needed (default 4 per core; at least readers):
                            sqlq_exec() reads borrow them on the caller's
                            thread, reader threads too */
 } sqlq_options;

@@ -1129,6 +1129,51 @@ START_TEST(test_exec_read_waits_for_connection) {
 }
 END_TEST
 
+enum { CROWD_THREADS = 16, CROWD_READS = 3000 };
+
+/* One of a crowd of threads reading through sqlq_exec(). */
+static void *crowd_main(void *p) {
+  Borrower *b = p;
+  int i;
+  for (i = 0; i < CROWD_READS && b->rc == 0; i++) {
+    b->rc = sqlq_exec(b->q, &b->c, NULL);
+  }
+  return NULL;
+}
+
+/*
+** Many more callers than read connections: every read is served (none
+** waits for ever, the pool turning fair when one starves).
+*/
+START_TEST(test_exec_reads_crowd) {
+  sqlq_options o = {0};
+  sqlq *q;
+  Borrower a[CROWD_THREADS];
+  int i;
+  o.readers = 1;
+  o.read_connections = 2;
+  q = openq(NULL, &o);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE kv(k INTEGER PRIMARY KEY, v);"
+                       "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT "
+                       "x+1 FROM c WHERE x<1000) INSERT INTO kv SELECT x, "
+                       "x FROM c"),
+                   0);
+  for (i = 0; i < CROWD_THREADS; i++) {
+    memset(&a[i], 0, sizeof(a[i]));
+    a[i].q = q;
+    a[i].c.kind = SQLQ_READ;
+    a[i].c.sql = "SELECT v FROM kv WHERE k = 500";
+    ck_assert_int_eq(pthread_create(&a[i].th, NULL, crowd_main, &a[i]), 0);
+  }
+  for (i = 0; i < CROWD_THREADS; i++) {
+    pthread_join(a[i].th, NULL);
+    ck_assert_int_eq(a[i].rc, 0);
+  }
+  closeq(q);
+}
+END_TEST
+
 /* Runs sqlq_close() on a thread of its own. */
 typedef struct Closer Closer;
 struct Closer {
@@ -2344,6 +2389,7 @@ Suite *sqlq_suite(void) {
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_exec_read_on_caller);
   tcase_add_test(tc, test_exec_read_waits_for_connection);
+  tcase_add_test(tc, test_exec_reads_crowd);
   tcase_add_test(tc, test_close_waits_for_exec_read);
   tcase_add_test(tc, test_exec_read_fn_reentry);
   tcase_add_test(tc, test_exec_cancel_race_spares_next);

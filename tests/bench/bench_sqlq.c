@@ -25,14 +25,20 @@
 **              hit every case alike; the ratio of sqlq_exec() to a floor is
 **              the median of the ratios of their p50s in each round.
 **
-**   3. reads   16 submitting threads for a fixed time each, against 2
-**              readers: "SELECT 1" and a primary key lookup of a random key
-**              among KV_ROWS rows, each by sqlq_exec() (one call at a time
-**              per thread) and by sqlq_submit() with up to 64 calls in
-**              flight per thread (the callback, on the worker, counts the
-**              completion; the thread waits on a condvar at the cap).  The
-**              context switches of the process per call come from
-**              getrusage().
+**   3. reads   "SELECT 1" and a primary key lookup of a random key among
+**              KV_ROWS rows, from 1, 2, 4 and 16 threads, three ways: each
+**              thread on a connection of its own with the statement
+**              prepared once, sqlq_exec() (one call at a time per thread),
+**              and sqlq_submit() with up to IN_FLIGHT calls in flight per
+**              thread (the callback, on the worker, counts the completion;
+**              the thread waits on a condvar at the cap).  Each case runs
+**              READ_ROUNDS rounds of READ_MS, the ways of a thread count in
+**              turn, in an order that turns each round; "x own" is the
+**              median over the rounds of the rate's ratio to the own
+**              connection's.  Latencies are of each call (not for
+**              sqlq_submit); context switches of the process per call come
+**              from getrusage().  First, what one read connection costs in
+**              memory (sqlite3_memory_used) after 1000 and KV_ROWS lookups.
 **
 **   4. inserts Single-row inserts, each acknowledged only after its
 **              COMMIT, with synchronous=FULL, then NORMAL, from 1, 16 and 64
@@ -858,6 +864,32 @@ static int benchReads(sqlq *q, const char *zDb, int nThread, int eWay,
   return rc;
 }
 
+/*
+** What one read connection costs in memory, as SQLite counts it
+** (sqlite3_memory_used): opened read-only, then n pk lookups of random keys
+** through one prepared statement, its page cache filling as they go.
+*/
+static int connMemory(const char *zDb, int n, int64_t *pBytes) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *pStmt = NULL;
+  Caller c;
+  int64_t m0 = sqlite3_memory_used();
+  int i, rc = 0;
+  memset(&c, 0, sizeof(c));
+  c.bKey = 1;
+  c.rng = 0x2545f4914f6cdd1dULL;
+  if (sqlite3_open_v2(zDb, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, KV_SQL, -1, &pStmt, NULL) != SQLITE_OK) {
+    rc = fail("memory of a connection", sqlite3_errmsg(db));
+  }
+  for (i = 0; i < n && rc == 0; i++)
+    rc = ownRead(&c, pStmt);
+  *pBytes = sqlite3_memory_used() - m0;
+  sqlite3_finalize(pStmt);
+  sqlite3_close(db);
+  return rc;
+}
+
 /* The median over the rounds of pA's rate / pB's. */
 static double readRatio(const ReadCase *pA, const ReadCase *pB) {
   double a[READ_ROUNDS], t;
@@ -899,6 +931,16 @@ static int runReadSection(sqlq *q, const char *zDb, ReadCases *pRead) {
                           &(*pRead)[bKey][i][eWay]);
         }
       }
+    }
+  }
+  for (i = 0; i < 2 && rc == 0; i++) {
+    int64_t nBytes = 0;
+    int n = i ? KV_ROWS : 1000;
+    rc = connMemory(zDb, n, &nBytes);
+    if (rc == 0) {
+      printf("   memory of one read connection after %d pk lookups: %.0f "
+             "KiB\n",
+             n, (double)nBytes / 1024);
     }
   }
   for (bKey = 0; bKey < 2 && rc == 0; bKey++) {
@@ -1727,8 +1769,9 @@ int main(int argc, char **argv) {
   removeDb(zDb);
 
   printf("sqlq benchmark: SQLite %s, %ld CPUs online, files in %s\n"
-         "File databases in WAL mode, synchronous=FULL, 2 readers (the "
-         "defaults).\nTimes in us unless marked.\n\n",
+         "File databases in WAL mode, synchronous=FULL, 2 reader threads, "
+         "4 read\nconnections per core (the defaults).  Times in us unless "
+         "marked.\n\n",
          sqlite3_libversion(), sysconf(_SC_NPROCESSORS_ONLN), argv[1]);
   fflush(stdout);
 

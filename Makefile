@@ -91,24 +91,42 @@ else
 all: $(TL_LIB) $(SQLQ_LIB)
 endif
 
+# Stamps that change when a setting does, so that what depends on it is made
+# again: the compiler and its flags (CC=clang after a gcc build rebuilds
+# everything), and the install paths (the .pc files of make install PREFIX=).
+CC_STAMP = $(BUILD)/cc.stamp
+PATHS_STAMP = $(BUILD)/paths.stamp
+CC_SETTING = $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+PATHS_SETTING = $(PREFIX) $(INCLUDEDIR) $(LIBDIR) $(VERSION)
+
+$(CC_STAMP): FORCE | $(BUILD)
+	@printf '%s\n' '$(CC_SETTING)' | cmp -s - $@ || \
+	  printf '%s\n' '$(CC_SETTING)' > $@
+
+$(PATHS_STAMP): FORCE | $(BUILD)
+	@printf '%s\n' '$(PATHS_SETTING)' | cmp -s - $@ || \
+	  printf '%s\n' '$(PATHS_SETTING)' > $@
+
+FORCE:
+
 $(BUILD):
 	mkdir -p $(BUILD)
 
 # The loadable extension exports only sqlite3_timelimit_init and does not
 # link libsqlite3: it calls SQLite through the pointer the loader gives it.
-$(EXT_SO): ext/timelimit.c ext/timelimit.h
+$(EXT_SO): ext/timelimit.c ext/timelimit.h $(CC_STAMP)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -shared -o $@ ext/timelimit.c \
 	  $(ALL_LDFLAGS)
 
 # The same source, for static linking (-DSQLITE_CORE).
-$(TL_OBJ): ext/timelimit.c ext/timelimit.h | $(BUILD)
+$(TL_OBJ): ext/timelimit.c ext/timelimit.h $(CC_STAMP) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -c -o $@ ext/timelimit.c
 
 $(TL_LIB): $(TL_OBJ)
 	rm -f $@
 	ar rcs $@ $(TL_OBJ)
 
-$(BUILD)/%.pc: Makefile | $(BUILD)
+$(BUILD)/%.pc: Makefile $(PATHS_STAMP) | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	  -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 	  $(filter %.pc.in,$^) > $@
@@ -118,7 +136,7 @@ $(SQLQ_PC): shim/sqlq.pc.in
 
 # The shim, with the extension compiled in (it registers it on every
 # connection it opens).
-$(BUILD)/sqlq-%.o: shim/%.c $(SQLQ_HDR) | $(BUILD)
+$(BUILD)/sqlq-%.o: shim/%.c $(SQLQ_HDR) $(CC_STAMP) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -DSQLITE_CORE -Iext -Ishim -c -o $@ $<
 
 $(SQLQ_LIB): $(SQLQ_OBJ) $(TL_OBJ)
@@ -132,21 +150,24 @@ $(SQLQ_SO): $(SQLQ_OBJ) $(TL_OBJ) shim/sqlq.map
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 	ln -sf $(SQLQ_SONAME) $(BUILD)/libsqlq.so
 
-$(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(SQLQ_LIB)
+$(CHECK_BIN): $(CHECK_SRC) $(CHECK_HDR) $(SQLQ_LIB) \
+  $(CC_STAMP)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -DSQLITE_CORE -Iext -Ishim -o $@ \
 	  $(CHECK_SRC) $(SQLQ_LIB) $(SQLITE_LIBS) $(CHECK_LIBS) -ldl $(ALL_LDFLAGS)
 
 # The loadable build with this build's flags, which the Check suites load
 # next to the statically linked copy.
-$(CHECK_SO): ext/timelimit.c ext/timelimit.h | $(BUILD)
+$(CHECK_SO): ext/timelimit.c ext/timelimit.h $(CC_STAMP) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -shared -o $@ ext/timelimit.c \
 	  $(ALL_LDFLAGS)
 
-$(STRESS_BIN): tests/stress_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
+$(STRESS_BIN): tests/stress_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB) \
+  $(CC_STAMP)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/stress_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
-$(CRASH_BIN): tests/crash_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB)
+$(CRASH_BIN): tests/crash_sqlq.c tests/testprog.h shim/sqlq.h $(SQLQ_LIB) \
+  $(CC_STAMP)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ tests/crash_sqlq.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
@@ -158,11 +179,13 @@ $(FAULT_BIN): tests/fault_sqlq.c tests/faultvfs.c tests/faultvfs.h \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS) \
 	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
-$(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB)
+$(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB) \
+  $(CC_STAMP)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/http_server.c \
 	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
-$(DEMO_BIN): shim/examples/demo.c shim/sqlq.h $(SQLQ_LIB)
+$(DEMO_BIN): shim/examples/demo.c shim/sqlq.h $(SQLQ_LIB) \
+  $(CC_STAMP)
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/demo.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
@@ -182,12 +205,15 @@ test:
 	@$(MAKE) --no-print-directory test-c test-sql test-python test-clients \
 	  test-example test-install test-docs
 
-# The extension in the sqlite3 shell (whose exit status counts the errors
-# the demo shows on purpose, hence the -), then the sqlq library at work.
+# The extension in the sqlite3 shell (whose exit status is 1 for the errors
+# the demo shows on purpose; a shell killed by a signal fails the demo), then
+# the sqlq library at work.
 demo:
 	@scripts/deps.sh $(DEPS_DEMO)
 	@$(MAKE) --no-print-directory $(EXT_SO) $(DEMO_BIN)
-	-stdbuf -oL $(SQLITE3) :memory: < sql/demo.sql 2>&1
+	@rc=0; stdbuf -oL $(SQLITE3) :memory: < sql/demo.sql 2>&1 || rc=$$?; \
+	  [ $$rc -le 1 ] || { echo "make demo: the sqlite3 shell failed ($$rc)"; \
+	  exit 1; }
 	d=$$(mktemp -d) && $(DEMO_BIN) $$d; rc=$$?; rm -rf $$d; exit $$rc
 
 sanitize:
@@ -293,5 +319,5 @@ uninstall:
 clean:
 	rm -rf build $(EXT_SO)
 
-.PHONY: all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
+.PHONY: FORCE all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
   test-clients test-docs test-example test-install install uninstall clean

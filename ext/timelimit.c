@@ -89,7 +89,6 @@ SQLITE_EXTENSION_INIT1
 
 #include "timelimit.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -743,8 +742,10 @@ static int tlIntArg(sqlite3_context *ctx, sqlite3_value *v, const char *zFunc,
   int t = sqlite3_value_type(v);
   if (t == SQLITE_FLOAT) {
     double d = sqlite3_value_double(v);
+    /* In range, the cast is defined, and exact only for an integral d
+    ** (no libm: a static link needs no -lm). */
     if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-        d == floor(d)) {
+        d == (double)(int64_t)d) {
       t = SQLITE_INTEGER;
     }
   }

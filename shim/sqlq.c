@@ -793,7 +793,10 @@ static char *readerPath(const sqlq *q) {
       }
       z = zEnd;
     }
-    if (q->o.immutable) uriAppend(zOut, n, "immutable=1", "immutable=1" + 11);
+    static const char zImmutable[] = "immutable=1";
+    if (q->o.immutable) {
+      uriAppend(zOut, n, zImmutable, zImmutable + sizeof(zImmutable) - 1);
+    }
     return zOut;
   }
   if (!q->o.immutable) {

@@ -3,7 +3,9 @@
 # and runs programs against the installed headers, libraries and pkg-config
 # files (the README's C quick start of timelimit, statically; a small sqlq
 # program, against libsqlq.so.0), and loads the installed extension in the
-# sqlite3 shell.  Removes everything it made.
+# sqlite3 shell; with the default prefix and then another, after the first
+# (what the .pc files say follows the prefix of each install).  Removes
+# everything it made.
 #
 # Usage: tests/install_test.sh MAKE SQLITE3
 set -eu
@@ -12,8 +14,9 @@ shell=$2
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
 
-$make --no-print-directory install DESTDIR="$dest" PREFIX=/usr/local >/dev/null
-pc="$dest/usr/local/lib/pkgconfig"
+for prefix in /usr/local /opt/sqlq-test; do
+$make --no-print-directory install DESTDIR="$dest" PREFIX=$prefix >/dev/null
+pc="$dest$prefix/lib/pkgconfig"
 flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$pc" \
   pkg-config --cflags --libs timelimit)
 
@@ -42,7 +45,7 @@ out=$("$dest/app")
 [ "$out" = "9 deadline" ] || { echo "install_test: app printed '$out'"; exit 1; }
 
 out=$(printf '.load %s\nSELECT timelimit(7), timelimit();\n' \
-  "$dest/usr/local/lib/sqlite3/timelimit" | "$shell" :memory:)
+  "$dest$prefix/lib/sqlite3/timelimit" | "$shell" :memory:)
 [ "$out" = "0|7" ] || { echo "install_test: shell printed '$out'"; exit 1; }
 
 # The sqlq library, linked against the installed shared object.
@@ -65,12 +68,14 @@ flags=$(PKG_CONFIG_SYSROOT_DIR="$dest" PKG_CONFIG_PATH="$pc" \
   pkg-config --cflags --libs sqlq)
 # shellcheck disable=SC2086
 ${CC:-cc} -o "$dest/q" "$dest/q.c" $flags
-out=$(LD_LIBRARY_PATH="$dest/usr/local/lib" "$dest/q")
+out=$(LD_LIBRARY_PATH="$dest$prefix/lib" "$dest/q")
 [ "$out" = "42" ] || { echo "install_test: sqlq app printed '$out'"; exit 1; }
-needed=$(LD_LIBRARY_PATH="$dest/usr/local/lib" ldd "$dest/q" | grep -c libsqlq.so.0)
+needed=$(LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$dest/q" | grep -c libsqlq.so.0)
 [ "$needed" = 1 ] || { echo "install_test: app does not use libsqlq.so.0"; exit 1; }
 
-$make --no-print-directory uninstall DESTDIR="$dest" PREFIX=/usr/local >/dev/null
-left=$(find "$dest/usr" -type f | wc -l)
+$make --no-print-directory uninstall DESTDIR="$dest" PREFIX=$prefix >/dev/null
+left=$(find "$dest$prefix" -type f | wc -l)
 [ "$left" = 0 ] || { echo "install_test: uninstall left $left files"; exit 1; }
-echo "ok   install, pkg-config, static and shared link, extension load, uninstall"
+rm -f "$dest/app" "$dest/q"
+done
+echo "ok   install (two prefixes), pkg-config, static and shared link, extension load, uninstall"

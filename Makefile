@@ -32,7 +32,11 @@ LIBDIR ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 EXTDIR ?= $(LIBDIR)/sqlite3
 
-VERSION = 0.1.0
+# The versions live in the headers (SQLQ_VERSION, TIMELIMIT_VERSION); the
+# .pc files and the SONAME (libsqlq.so.MAJOR) follow them.
+header_version = $(shell sed -n 's/^\#define $(1) "\(.*\)"/\1/p' $(2))
+VERSION := $(call header_version,SQLQ_VERSION,shim/sqlq.h)
+TL_VERSION := $(call header_version,TIMELIMIT_VERSION,ext/timelimit.h)
 
 # Debian packages: to build, to run the tests, to run the demo.
 DEPS_BUILD = gcc make pkg-config libsqlite3-dev
@@ -67,7 +71,7 @@ SQLQ_SRC = shim/sqlq.c shim/run.c shim/pool.c shim/task.c shim/conn.c \
 SQLQ_HDR = shim/sqlq.h shim/sqlq_int.h ext/timelimit.h
 SQLQ_OBJ = $(SQLQ_SRC:shim/%.c=$(BUILD)/sqlq-%.o)
 SQLQ_LIB = $(BUILD)/libsqlq.a
-SQLQ_SONAME = libsqlq.so.0
+SQLQ_SONAME = libsqlq.so.$(firstword $(subst ., ,$(VERSION)))
 SQLQ_SO = $(BUILD)/$(SQLQ_SONAME)
 SQLQ_PC = $(BUILD)/sqlq.pc
 CHECK_BIN = $(BUILD)/check_all
@@ -97,7 +101,7 @@ endif
 CC_STAMP = $(BUILD)/cc.stamp
 PATHS_STAMP = $(BUILD)/paths.stamp
 CC_SETTING = $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
-PATHS_SETTING = $(PREFIX) $(INCLUDEDIR) $(LIBDIR) $(VERSION)
+PATHS_SETTING = $(PREFIX) $(INCLUDEDIR) $(LIBDIR) $(VERSION) $(TL_VERSION)
 
 $(CC_STAMP): FORCE | $(BUILD)
 	@printf '%s\n' '$(CC_SETTING)' | cmp -s - $@ || \
@@ -128,11 +132,13 @@ $(TL_LIB): $(TL_OBJ)
 
 $(BUILD)/%.pc: Makefile $(PATHS_STAMP) | $(BUILD)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-	  -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+	  -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(PC_VERSION)|' \
 	  $(filter %.pc.in,$^) > $@
 
-$(TL_PC): ext/timelimit.pc.in
-$(SQLQ_PC): shim/sqlq.pc.in
+$(TL_PC): ext/timelimit.pc.in ext/timelimit.h
+$(TL_PC): PC_VERSION = $(TL_VERSION)
+$(SQLQ_PC): shim/sqlq.pc.in shim/sqlq.h
+$(SQLQ_PC): PC_VERSION = $(VERSION)
 
 # The shim, with the extension compiled in (it registers it on every
 # connection it opens).

@@ -29,6 +29,14 @@
 extern "C" {
 #endif
 
+/*
+** The version of this header: "MAJOR.MINOR.PATCH", and as a number,
+** MAJOR * 1000000 + MINOR * 1000 + PATCH (as SQLite's).  The Makefile, the
+** .pc files and CHANGELOG.md follow these.
+*/
+#define TIMELIMIT_VERSION "0.2.0"
+#define TIMELIMIT_VERSION_NUMBER 2000
+
 /* The largest time limit, in milliseconds (about 24.8 days). */
 #define TIMELIMIT_MAX_MS 2147483647
 /* The progress handler runs every this many VM steps. */

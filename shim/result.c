@@ -157,6 +157,14 @@ void sqlq__result_clear_rows(sqlq_result *r) {
   r->bTruncated = 0;
 }
 
+const char *sqlq_libversion(void) {
+  return SQLQ_VERSION;
+}
+
+int sqlq_libversion_number(void) {
+  return SQLQ_VERSION_NUMBER;
+}
+
 const char *sqlq_strerror(int code) {
   switch (code) {
 #define SQLQ_XX(name, value, message)                                          \

@@ -45,6 +45,16 @@
 extern "C" {
 #endif
 
+/*
+** The version of this header: "MAJOR.MINOR.PATCH", and as a number,
+** MAJOR * 1000000 + MINOR * 1000 + PATCH (as SQLite's).  The shared
+** library's SONAME is libsqlq.so.MAJOR; the Makefile, sqlq.pc and
+** CHANGELOG.md follow these.  sqlq_libversion() is the library's own, for a
+** program to check the one it runs with.
+*/
+#define SQLQ_VERSION "0.2.0"
+#define SQLQ_VERSION_NUMBER 2000
+
 /* The shim's own conditions: name, value, message. */
 #define SQLQ_ERRNO_MAP(XX)                                                     \
   XX(EINVAL, -1, "invalid argument")                                           \
@@ -296,6 +306,10 @@ int sqlq_stats(sqlq *q, sqlq_stats_t *st);
 
 /* A message for a status: SQLite's for codes >= 0, the shim's otherwise. */
 const char *sqlq_strerror(int code);
+
+/* The library's version, SQLQ_VERSION of its build, and its number. */
+const char *sqlq_libversion(void);
+int sqlq_libversion_number(void);
 
 /*
 ** Results.  A result owns copies of everything in it.  Row and column

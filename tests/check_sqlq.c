@@ -4,6 +4,7 @@
 ** fresh directory.  Waits are bounded; nothing sleeps to wait.
 */
 #include "sqlq.h"
+#include "timelimit.h"
 #include "tests.h"
 
 #include <poll.h>
@@ -1724,6 +1725,23 @@ START_TEST(test_busy_timeout_option) {
 }
 END_TEST
 
+/*
+** The library's version is the header's, and its number says the same:
+** MAJOR * 1000000 + MINOR * 1000 + PATCH.
+*/
+START_TEST(test_version) {
+  int major, minor, patch;
+  ck_assert_str_eq(sqlq_libversion(), SQLQ_VERSION);
+  ck_assert_int_eq(sqlq_libversion_number(), SQLQ_VERSION_NUMBER);
+  ck_assert_int_eq(sscanf(SQLQ_VERSION, "%d.%d.%d", &major, &minor, &patch), 3);
+  ck_assert_int_eq(SQLQ_VERSION_NUMBER, major * 1000000 + minor * 1000 + patch);
+  ck_assert_int_eq(sscanf(TIMELIMIT_VERSION, "%d.%d.%d", &major, &minor, &patch),
+                   3);
+  ck_assert_int_eq(TIMELIMIT_VERSION_NUMBER,
+                   major * 1000000 + minor * 1000 + patch);
+}
+END_TEST
+
 /* A full queue refuses at once with SQLQ_EFULL and recovers. */
 START_TEST(test_full_queue) {
   sqlq_options o = {0};
@@ -2409,6 +2427,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_busy_timeout_option);
   tcase_add_test(tc, test_full_queue);
   tcase_add_test(tc, test_strerror);
+  tcase_add_test(tc, test_version);
   suite_add_tcase(s, tc);
 
   return s;

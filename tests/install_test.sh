@@ -73,6 +73,14 @@ out=$(LD_LIBRARY_PATH="$dest$prefix/lib" "$dest/q")
 needed=$(LD_LIBRARY_PATH="$dest$prefix/lib" ldd "$dest/q" | grep -c libsqlq.so.0)
 [ "$needed" = 1 ] || { echo "install_test: app does not use libsqlq.so.0"; exit 1; }
 
+# The versions the .pc files give are the installed headers'.
+for lib in sqlq timelimit; do
+  macro=$(echo $lib | tr a-z A-Z)_VERSION
+  want=$(sed -n "s/^#define $macro \"\(.*\)\"/\1/p" "$dest$prefix/include/$lib.h")
+  got=$(PKG_CONFIG_PATH="$pc" pkg-config --modversion $lib)
+  [ -n "$want" ] && [ "$got" = "$want" ] ||
+    { echo "install_test: $lib.pc says $got, $lib.h $want"; exit 1; }
+done
 $make --no-print-directory uninstall DESTDIR="$dest" PREFIX=$prefix >/dev/null
 left=$(find "$dest$prefix" -type f | wc -l)
 [ "$left" = 0 ] || { echo "install_test: uninstall left $left files"; exit 1; }

@@ -209,7 +209,7 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 test:
 	@scripts/deps.sh $(DEPS_TEST)
 	@$(MAKE) --no-print-directory test-c test-sql test-python test-clients \
-	  test-example test-install test-docs
+	  test-example test-install test-docs test-deps
 
 # The extension in the sqlite3 shell (whose exit status is 1 for the errors
 # the demo shows on purpose; a shell killed by a signal fails the demo), then
@@ -297,6 +297,9 @@ test-clients: $(EXT_SO)
 test-example: $(EXAMPLE_BIN)
 	$(PYTHON) tests/test_http_server.py $(EXAMPLE_BIN)
 
+test-deps:
+	CC="$(CC)" tests/deps_test.sh
+
 test-install: all
 	CC="$(CC)" tests/install_test.sh "$(MAKE)" $(SQLITE3)
 
@@ -326,4 +329,5 @@ clean:
 	rm -rf build $(EXT_SO)
 
 .PHONY: FORCE all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
-  test-clients test-docs test-example test-install install uninstall clean
+  test-clients test-docs test-deps test-example test-install install \
+  uninstall clean

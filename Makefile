@@ -84,6 +84,9 @@ CRASH_BIN = $(BUILD)/crash_sqlq
 FAULT_BIN = $(BUILD)/fault_sqlq
 EXAMPLE_BIN = $(BUILD)/http_server
 DEMO_BIN = $(BUILD)/demo
+# The README's quick starts, built here with the project's flags (-Werror);
+# tests/install_test.sh builds and runs them against an install.
+QUICKSTART_BIN = $(BUILD)/quickstart_timelimit $(BUILD)/quickstart_sqlq
 BENCH_BINS = $(BUILD)/bench_timelimit $(BUILD)/bench_sqlq
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
@@ -294,8 +297,18 @@ test-clients: $(EXT_SO)
 	$(PYTHON) tests/test_clients.py $(EXT_SO)
 
 # The epoll example, driven by real HTTP clients.
-test-example: $(EXAMPLE_BIN)
+test-example: $(EXAMPLE_BIN) $(QUICKSTART_BIN)
 	$(PYTHON) tests/test_http_server.py $(EXAMPLE_BIN)
+
+$(BUILD)/quickstart_timelimit: ext/examples/quickstart.c ext/timelimit.h \
+  $(TL_LIB) $(CC_STAMP)
+	$(CC) $(ALL_CFLAGS) -Iext -o $@ ext/examples/quickstart.c $(TL_LIB) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
+
+$(BUILD)/quickstart_sqlq: shim/examples/quickstart.c shim/sqlq.h $(SQLQ_LIB) \
+  $(CC_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/quickstart.c $(SQLQ_LIB) \
+	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
 test-deps:
 	CC="$(CC)" tests/deps_test.sh

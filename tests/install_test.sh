@@ -86,4 +86,24 @@ left=$(find "$dest$prefix" -type f | wc -l)
 [ "$left" = 0 ] || { echo "install_test: uninstall left $left files"; exit 1; }
 rm -f "$dest/app" "$dest/q"
 done
-echo "ok   install (two prefixes), pkg-config, static and shared link, extension load, uninstall"
+# The README's quick starts, built and run with its commands, against an
+# install to a prefix of one's own (no DESTDIR, no root).
+prefix="$dest/prefix"
+$make --no-print-directory install PREFIX="$prefix" >/dev/null
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+# shellcheck disable=SC2046
+${CC:-cc} -o "$dest/tl" ext/examples/quickstart.c \
+  $(pkg-config --cflags --libs timelimit)
+out=$(cd "$dest" && ./tl)
+[ "$out" = "stopped: deadline" ] ||
+  { echo "install_test: timelimit quick start printed '$out'"; exit 1; }
+# shellcheck disable=SC2046
+${CC:-cc} -o "$dest/qs" shim/examples/quickstart.c \
+  $(pkg-config --cflags --libs sqlq) \
+  -Wl,-rpath,"$(pkg-config --variable=libdir sqlq)"
+out=$(cd "$dest" && ./qs && ./qs)
+want=$(printf 'id 1\nlast note: hello\nid 2\nlast note: hello')
+[ "$out" = "$want" ] ||
+  { echo "install_test: sqlq quick start printed '$out'"; exit 1; }
+$make --no-print-directory uninstall PREFIX="$prefix" >/dev/null
+echo "ok   install (three prefixes), pkg-config, static and shared link, extension load, quick starts, uninstall"

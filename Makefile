@@ -41,7 +41,7 @@ TL_VERSION := $(call header_version,TIMELIMIT_VERSION,ext/timelimit.h)
 # Debian packages: to build, to run the tests, to run the demo.
 DEPS_BUILD = gcc make pkg-config libsqlite3-dev
 DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3 python3-apsw python3-aiosqlite \
-  sqlite-utils
+  sqlite-utils libuv1-dev libevent-dev
 DEPS_DEMO = $(DEPS_BUILD) sqlite3
 DEPS_FUZZ = $(DEPS_BUILD) clang libclang-rt-14-dev
 FUZZ_CC ?= clang
@@ -87,6 +87,8 @@ DEMO_BIN = $(BUILD)/demo
 # The README's quick starts, built here with the project's flags (-Werror);
 # tests/install_test.sh builds and runs them against an install.
 QUICKSTART_BIN = $(BUILD)/quickstart_timelimit $(BUILD)/quickstart_sqlq
+# The event-loop adapters (shim/adapters/), each with its example.
+ADAPTER_BIN = $(BUILD)/uv_example $(BUILD)/event_example
 BENCH_BINS = $(BUILD)/bench_timelimit $(BUILD)/bench_sqlq
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
@@ -212,7 +214,7 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 test:
 	@scripts/deps.sh $(DEPS_TEST)
 	@$(MAKE) --no-print-directory test-c test-sql test-python test-clients \
-	  test-example test-install test-docs test-deps
+	  test-example test-adapters test-install test-docs test-deps
 
 # The extension in the sqlite3 shell (whose exit status is 1 for the errors
 # the demo shows on purpose; a shell killed by a signal fails the demo), then
@@ -310,6 +312,27 @@ $(BUILD)/quickstart_sqlq: shim/examples/quickstart.c shim/sqlq.h $(SQLQ_LIB) \
 	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/quickstart.c $(SQLQ_LIB) \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
+# The adapters on the real libuv and libevent: every completion on the
+# loop's thread, the loop ticking while a runaway query runs.
+test-adapters: $(ADAPTER_BIN)
+	d=$$(mktemp -d) && rc=0 && for b in $(ADAPTER_BIN); do \
+	  $$b $$d || rc=1; done; rm -rf $$d; exit $$rc
+
+$(BUILD)/uv_example: shim/examples/uv_example.c shim/examples/loop_demo.h \
+  shim/adapters/sqlq_libuv.h shim/sqlq.h $(SQLQ_LIB) $(CC_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ishim -Ishim/adapters \
+	  $(shell $(PKG_CONFIG) --cflags libuv) -o $@ shim/examples/uv_example.c \
+	  $(SQLQ_LIB) $(SQLITE_LIBS) $(shell $(PKG_CONFIG) --libs libuv) \
+	  $(ALL_LDFLAGS)
+
+$(BUILD)/event_example: shim/examples/event_example.c \
+  shim/examples/loop_demo.h shim/adapters/sqlq_libevent.h shim/sqlq.h \
+  $(SQLQ_LIB) $(CC_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ishim -Ishim/adapters \
+	  $(shell $(PKG_CONFIG) --cflags libevent) -o $@ \
+	  shim/examples/event_example.c $(SQLQ_LIB) $(SQLITE_LIBS) \
+	  $(shell $(PKG_CONFIG) --libs libevent) $(ALL_LDFLAGS)
+
 test-deps:
 	CC="$(CC)" tests/deps_test.sh
 
@@ -324,6 +347,10 @@ install: all
 	install -m 644 $(TL_PC) $(DESTDIR)$(PKGCONFIGDIR)/timelimit.pc
 	install -m 755 $(EXT_SO) $(DESTDIR)$(EXTDIR)/timelimit.so
 	install -m 644 shim/sqlq.h $(DESTDIR)$(INCLUDEDIR)/sqlq.h
+	install -m 644 shim/adapters/sqlq_libuv.h \
+	  $(DESTDIR)$(INCLUDEDIR)/sqlq_libuv.h
+	install -m 644 shim/adapters/sqlq_libevent.h \
+	  $(DESTDIR)$(INCLUDEDIR)/sqlq_libevent.h
 	install -m 644 $(SQLQ_LIB) $(DESTDIR)$(LIBDIR)/libsqlq.a
 	install -m 755 $(SQLQ_SO) $(DESTDIR)$(LIBDIR)/$(SQLQ_SONAME)
 	ln -sf $(SQLQ_SONAME) $(DESTDIR)$(LIBDIR)/libsqlq.so
@@ -335,6 +362,8 @@ uninstall:
 	  $(DESTDIR)$(PKGCONFIGDIR)/timelimit.pc \
 	  $(DESTDIR)$(EXTDIR)/timelimit.so \
 	  $(DESTDIR)$(INCLUDEDIR)/sqlq.h $(DESTDIR)$(LIBDIR)/libsqlq.a \
+	  $(DESTDIR)$(INCLUDEDIR)/sqlq_libuv.h \
+	  $(DESTDIR)$(INCLUDEDIR)/sqlq_libevent.h \
 	  $(DESTDIR)$(LIBDIR)/$(SQLQ_SONAME) $(DESTDIR)$(LIBDIR)/libsqlq.so \
 	  $(DESTDIR)$(PKGCONFIGDIR)/sqlq.pc
 
@@ -342,5 +371,6 @@ clean:
 	rm -rf build $(EXT_SO)
 
 .PHONY: FORCE all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
-  test-clients test-docs test-deps test-example test-install install \
+  test-clients test-docs test-deps test-example test-adapters test-install \
+  install \
   uninstall clean

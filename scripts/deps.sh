@@ -19,6 +19,8 @@ have() {
       command -v "$1" >/dev/null 2>&1 ;;
     libsqlite3-dev) pkg-config --atleast-version=3.40 sqlite3 2>/dev/null ;;
     check) pkg-config --exists check 2>/dev/null ;;
+    libuv1-dev) pkg-config --exists libuv 2>/dev/null ;;
+    libevent-dev) pkg-config --exists libevent 2>/dev/null ;;
     python3) [ -x "$python" ] ;;
     python3-apsw) "$python" -c 'import apsw' 2>/dev/null ;;
     python3-aiosqlite) "$python" -c 'import aiosqlite' 2>/dev/null ;;
@@ -38,6 +40,8 @@ what() {
     gcc) echo "a C compiler (\$CC)" ;;
     libsqlite3-dev) echo "pkg-config module sqlite3 >= 3.40" ;;
     check) echo "pkg-config module check" ;;
+    libuv1-dev) echo "pkg-config module libuv" ;;
+    libevent-dev) echo "pkg-config module libevent" ;;
     python3) echo "$python" ;;
     python3-apsw) echo "Python module apsw" ;;
     python3-aiosqlite) echo "Python module aiosqlite" ;;

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#define CACHE_SIZE 64     /* Prepared statements kept per connection */
+#define CACHE_SIZE 64 /* Prepared statements kept per connection */
 
 typedef struct CacheEntry CacheEntry;
 struct CacheEntry {
@@ -119,7 +119,8 @@ static int isOneOf(const char *z, const char *const *az, size_t n) {
 /*
 ** Which tasks may not run what the authorizer sees (op, z1, z2):
 ** SQLQ__REFUSE_READS and _WRITES bits, for what would change the connection
-** for the tasks after it.  A PRAGMA whose argument names what it reads (table_info(t))
+** for the tasks after it.  A PRAGMA whose argument names what it reads
+*(table_info(t))
 ** is free; one that changes the database file itself (user_version), only
 ** the current transaction (defer_foreign_keys), or sets the database's
 ** quota (max_page_count, which then stays on the writer) is free in writes;
@@ -129,8 +130,8 @@ static int isOneOf(const char *z, const char *const *az, size_t n) {
 */
 static int stateBits(int op, const char *z1, const char *z2) {
   static const char *const azQuery[] = {
-      "foreign_key_check", "foreign_key_list", "index_info",   "index_list",
-      "index_xinfo",       "integrity_check",  "quick_check",  "table_info",
+      "foreign_key_check", "foreign_key_list", "index_info",  "index_list",
+      "index_xinfo",       "integrity_check",  "quick_check", "table_info",
       "table_list",        "table_xinfo"};
   static const char *const azDatabase[] = {
       "application_id", "defer_foreign_keys", "incremental_vacuum",
@@ -138,7 +139,8 @@ static int stateBits(int op, const char *z1, const char *z2) {
       "wal_checkpoint"};
   switch (op) {
   case SQLITE_PRAGMA:
-    if (z2 == NULL || isOneOf(z1, azQuery, sizeof(azQuery) / sizeof(*azQuery))) {
+    if (z2 == NULL ||
+        isOneOf(z1, azQuery, sizeof(azQuery) / sizeof(*azQuery))) {
       return 0;
     }
     if (isOneOf(z1, azDatabase, sizeof(azDatabase) / sizeof(*azDatabase))) {

@@ -66,17 +66,17 @@ struct Waiter {
 };
 
 struct sqlq__pool {
-  pthread_mutex_t mu;     /* Guards everything below but the atomics */
-  const char *zPath;      /* What a connection opens */
-  const sqlq_options *o;  /* The handle's options */
-  int nMax;               /* Most connections */
-  atomic_int nConn;       /* aSlot[0..nConn) have a connection */
-  int nOpening;           /* Being opened */
-  atomic_int nWaiting;    /* Waiters in the list */
-  atomic_int bFair;       /* The first waiter has waited STARVE_NS */
-  Waiter *pHead;          /* The waiters, oldest first */
-  sqlq__stats stats;      /* Callers' tasks that completed unrun here */
-  sqlq__slot *aSlot;      /* nMax slots */
+  pthread_mutex_t mu;    /* Guards everything below but the atomics */
+  const char *zPath;     /* What a connection opens */
+  const sqlq_options *o; /* The handle's options */
+  int nMax;              /* Most connections */
+  atomic_int nConn;      /* aSlot[0..nConn) have a connection */
+  int nOpening;          /* Being opened */
+  atomic_int nWaiting;   /* Waiters in the list */
+  atomic_int bFair;      /* The first waiter has waited STARVE_NS */
+  Waiter *pHead;         /* The waiters, oldest first */
+  sqlq__stats stats;     /* Callers' tasks that completed unrun here */
+  sqlq__slot *aSlot;     /* nMax slots */
 };
 
 /* The slot this thread used last (+1; 0: none yet). */
@@ -250,7 +250,8 @@ static sqlq__slot *waitForSlot(sqlq__pool *p, sqlq__task *t) {
     /* The first waiter wakes to turn the pool fair; a task, at its queue
     ** deadline. */
     wake = deadline;
-    if (p->pHead == &w && !atomic_load(&p->bFair) && w.since + STARVE_NS < wake) {
+    if (p->pHead == &w && !atomic_load(&p->bFair) &&
+        w.since + STARVE_NS < wake) {
       wake = w.since + STARVE_NS;
     }
     if (wake == INT64_MAX) {

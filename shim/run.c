@@ -589,8 +589,8 @@ static void runTxn(Run *r, sqlq__task **a, int n, sqlq__batch_stats *st) {
 static void runIsolated(Run *r, sqlq__task *t, sqlq__batch_stats *st) {
   sqlq__conn *iso;
   char *zErr = NULL;
-  int rc = sqlq__conn_open(sqlq__conn_path(r->c), SQLQ__ISOLATED, r->o, &iso,
-                           &zErr);
+  int rc =
+      sqlq__conn_open(sqlq__conn_path(r->c), SQLQ__ISOLATED, r->o, &iso, &zErr);
   Run ri = {iso, r->o, NULL, 0, 0, 0, 0};
   if (rc != 0) {
     sqlq__result_fail(t->res, rc, zErr);

@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_SIZE 4096    /* Buckets of the task id table */
+#define HASH_SIZE 4096 /* Buckets of the task id table */
 
 typedef struct Queue Queue;
 struct Queue {
@@ -93,25 +93,25 @@ struct sqlq {
   atomic_int nCallers; /* Threads inside its functions, and CLOSING */
   atomic_int bClosing; /* sqlq_close() has begun (set under mu) */
   atomic_llong nextId; /* Id of the next task */
-  sqlq__task *aHash[HASH_SIZE];  /* Queued and running tasks by id */
-  sqlq__task *pDoneHead;         /* Completions waiting for sqlq_dispatch() */
-  sqlq__task *pDoneTail;         /* Last of them */
-  int efd;                       /* eventfd of dispatch mode, or -1 */
-  sqlq__stats stats;             /* How its tasks ended, waited, ran */
-  int64_t nBatches;              /* Group commit: transactions */
-  int64_t nBatched;              /* ... task runs in them */
-  int64_t nMaxBatch;             /* ... the most in one */
-  sqlq__task **aBatch;           /* The writer's batch (batch_max entries) */
-  struct sqlq__waiter **aWake;   /* The writer's callers to wake (batch_max) */
-  pthread_t timer;               /* Fails tasks at their queue deadline */
-  int bTimer;                    /* The timer thread was started */
-  pthread_cond_t timerCond;      /* Wakes it: an earlier deadline, close */
-  int64_t timerWakeNs;           /* Its next wake-up, INT64_MAX: none */
-  Worker writer;                 /* The writer (no conn if read-only) */
-  Worker *aReader;               /* The reader threads */
-  int nReader;                   /* Reader threads */
-  char *zReaderPath;             /* What a read connection opens */
-  sqlq__pool *pool;              /* Read connections (a file database) */
+  sqlq__task *aHash[HASH_SIZE]; /* Queued and running tasks by id */
+  sqlq__task *pDoneHead;        /* Completions waiting for sqlq_dispatch() */
+  sqlq__task *pDoneTail;        /* Last of them */
+  int efd;                      /* eventfd of dispatch mode, or -1 */
+  sqlq__stats stats;            /* How its tasks ended, waited, ran */
+  int64_t nBatches;             /* Group commit: transactions */
+  int64_t nBatched;             /* ... task runs in them */
+  int64_t nMaxBatch;            /* ... the most in one */
+  sqlq__task **aBatch;          /* The writer's batch (batch_max entries) */
+  struct sqlq__waiter **aWake;  /* The writer's callers to wake (batch_max) */
+  pthread_t timer;              /* Fails tasks at their queue deadline */
+  int bTimer;                   /* The timer thread was started */
+  pthread_cond_t timerCond;     /* Wakes it: an earlier deadline, close */
+  int64_t timerWakeNs;          /* Its next wake-up, INT64_MAX: none */
+  Worker writer;                /* The writer (no conn if read-only) */
+  Worker *aReader;              /* The reader threads */
+  int nReader;                  /* Reader threads */
+  char *zReaderPath;            /* What a read connection opens */
+  sqlq__pool *pool;             /* Read connections (a file database) */
 };
 
 /*
@@ -726,8 +726,8 @@ int sqlq_close(sqlq *q) {
 static int optionsValid(const sqlq_options *o) {
   return o->readers >= 0 && o->readers <= SQLQ_MAX_READERS &&
          o->read_timeout_ms >= 0 && o->max_rows >= 0 &&
-         o->queue_capacity >= 0 && o->synchronous >= 0 &&
-         o->synchronous <= 3 && o->batch_max >= 0 && o->batch_wait_us >= 0 &&
+         o->queue_capacity >= 0 && o->synchronous >= 0 && o->synchronous <= 3 &&
+         o->batch_max >= 0 && o->batch_wait_us >= 0 &&
          o->write_timeout_ms >= 0 && o->busy_timeout_ms >= 0 &&
          o->read_connections >= 0 && o->read_connections <= SQLQ_MAX_READERS;
 }
@@ -761,8 +761,7 @@ static void setDefaults(sqlq_options *o) {
 ** Appends to the URI being built in z (size n) the query parameter that
 ** starts at zParam and ends before zEnd, after '?' or '&'.
 */
-static void uriAppend(char *z, size_t n, const char *zParam,
-                      const char *zEnd) {
+static void uriAppend(char *z, size_t n, const char *zParam, const char *zEnd) {
   size_t len = strlen(z);
   snprintf(z + len, n - len, "%c%.*s", strchr(z, '?') ? '&' : '?',
            (int)(zEnd - zParam), zParam);
@@ -889,7 +888,6 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
     rc = sqlq__conn_open(path, SQLQ__WRITER, &q->o, &q->writer.conn, &zErr);
     /* "", ":memory:", file::memory:, mode=memory: one connection only. */
     if (rc == 0 && inMemory(sqlq__conn_db(q->writer.conn))) q->bMemory = 1;
-
   }
   if (rc == 0 && !q->bMemory) {
     /* The readers' connections, the first ones opened now. */

@@ -153,7 +153,8 @@ enum {
 
 /*
 ** A task's life, each step one function of task.c, each under the lock
-** t->pMu (the handle's mutex, or the read pool's for a read of a caller): QUEUED (accepted, in a queue); TAKEN (out of the queue, by a
+** t->pMu (the handle's mutex, or the read pool's for a read of a caller):
+*QUEUED (accepted, in a queue); TAKEN (out of the queue, by a
 ** worker or a caller); RUNNING on a connection, where sqlq_cancel()
 ** interrupts it (sqlq__task_enter); RAN (sqlq__task_leave; a batched write
 ** waits for its COMMIT, or runs again: RUNNING again); DONE (its completion
@@ -252,12 +253,12 @@ void sqlq__task_publish(sqlq__task *t);
 /* How tasks ended, waited and ran; zero-initialise.  Its owner's lock. */
 typedef struct sqlq__stats sqlq__stats;
 struct sqlq__stats {
-  int64_t nDone;                    /* Completed with status 0 */
-  int64_t nFailed;                  /* ... with any other */
-  int64_t nTimeouts;                /* ... with SQLQ_ETIMEOUT */
-  int64_t nCancels;                 /* ... with SQLQ_ECANCELED */
-  uint64_t aWait[SQLQ__HIST_SIZE];  /* Time waiting to run */
-  uint64_t aRun[SQLQ__HIST_SIZE];   /* Time running */
+  int64_t nDone;                   /* Completed with status 0 */
+  int64_t nFailed;                 /* ... with any other */
+  int64_t nTimeouts;               /* ... with SQLQ_ETIMEOUT */
+  int64_t nCancels;                /* ... with SQLQ_ECANCELED */
+  uint64_t aWait[SQLQ__HIST_SIZE]; /* Time waiting to run */
+  uint64_t aRun[SQLQ__HIST_SIZE];  /* Time running */
 };
 
 /* Counts a wait of ns before a task ran. */

@@ -437,17 +437,16 @@ START_TEST(test_isolated_in_transaction) {
   o.synchronous = 3;
   q = openq(NULL, &o);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v)"), 0);
-  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a, SQLQ_ISOLATED),
-                   0);
+  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a, SQLQ_ISOLATED), 0);
   ck_assert_int_eq(a[0], 1);
   ck_assert_int_eq(a[1], 3);
   ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a,
                           SQLQ_ISOLATED | SQLQ_NO_TRANSACTION),
                    0);
   ck_assert_int_eq(a[0], 0);
-  ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, insert_then_fail_fn, NULL,
-                          SQLQ_ISOLATED),
-                   SQLITE_ABORT);
+  ck_assert_int_eq(
+      run_fn(q, SQLQ_WRITE_FN, insert_then_fail_fn, NULL, SQLQ_ISOLATED),
+      SQLITE_ABORT);
   c.kind = SQLQ_WRITE_FN;
   c.fn = insert_then_fail_fn;
   ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLITE_ABORT);
@@ -1056,10 +1055,10 @@ END_TEST
 /* A thread inside sqlq_exec() of a READ_FN, and its outcome. */
 typedef struct Borrower Borrower;
 struct Borrower {
-  sqlq *q;        /* The handle */
-  sqlq_call c;    /* The call */
-  int rc;         /* What sqlq_exec returned */
-  pthread_t th;   /* The thread */
+  sqlq *q;      /* The handle */
+  sqlq_call c;  /* The call */
+  int rc;       /* What sqlq_exec returned */
+  pthread_t th; /* The thread */
 };
 
 static void *borrower_main(void *p) {
@@ -1595,25 +1594,22 @@ static int temp_view_fn(sqlite3 *db, void *arg) {
 START_TEST(test_task_cannot_change_writer) {
   sqlq *q = openq(NULL, NULL);
   int a[2] = {-1, -1};
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(v); "
-                                       "INSERT INTO t VALUES ('real')"),
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT,
+                       "CREATE TABLE t(v); "
+                       "INSERT INTO t VALUES ('real')"),
                    0);
-  ck_assert_int_eq(run_fn(q, SQLQ_READ_FN, temp_view_fn, NULL, 0),
-                   SQLQ_EINVAL);
+  ck_assert_int_eq(run_fn(q, SQLQ_READ_FN, temp_view_fn, NULL, 0), SQLQ_EINVAL);
   ck_assert_int_eq(run(q, SQLQ_WRITE, "PRAGMA query_only = 1"), SQLQ_EINVAL);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA synchronous = OFF"),
                    SQLQ_EINVAL);
-  ck_assert_int_eq(
-      run(q, SQLQ_WRITE, "PRAGMA synchronous = OFF"), SQLQ_EINVAL);
-  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TEMP TABLE x(y)"),
-                   SQLQ_EINVAL);
+  ck_assert_int_eq(run(q, SQLQ_WRITE, "PRAGMA synchronous = OFF"), SQLQ_EINVAL);
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TEMP TABLE x(y)"), SQLQ_EINVAL);
   ck_assert_int_eq(run(q, SQLQ_SCRIPT, "PRAGMA user_version = 7"), 0);
   ck_assert_int_eq(read_int(q, "PRAGMA user_version"), 7);
   ck_assert_int_eq(run(q, SQLQ_WRITE, "INSERT INTO t VALUES ('more')"), 0);
   ck_assert_int_eq(run_fn(q, SQLQ_WRITE_FN, txn_state_fn, a, 0), 0);
   ck_assert_int_eq(a[1], 2);
-  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t WHERE v <> 'fake'"),
-                   3);
+  ck_assert_int_eq(read_int(q, "SELECT count(*) FROM t WHERE v <> 'fake'"), 3);
   closeq(q);
 }
 END_TEST
@@ -1639,8 +1635,9 @@ START_TEST(test_read_limit_covers_lock_wait) {
                                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI,
                                    NULL),
                    SQLITE_OK);
-  ck_assert_int_eq(sqlite3_exec(other, "BEGIN EXCLUSIVE; "
-                                       "INSERT INTO t VALUES (1)",
+  ck_assert_int_eq(sqlite3_exec(other,
+                                "BEGIN EXCLUSIVE; "
+                                "INSERT INTO t VALUES (1)",
                                 0, 0, 0),
                    0);
   c.kind = SQLQ_READ;
@@ -1735,8 +1732,8 @@ START_TEST(test_version) {
   ck_assert_int_eq(sqlq_libversion_number(), SQLQ_VERSION_NUMBER);
   ck_assert_int_eq(sscanf(SQLQ_VERSION, "%d.%d.%d", &major, &minor, &patch), 3);
   ck_assert_int_eq(SQLQ_VERSION_NUMBER, major * 1000000 + minor * 1000 + patch);
-  ck_assert_int_eq(sscanf(TIMELIMIT_VERSION, "%d.%d.%d", &major, &minor, &patch),
-                   3);
+  ck_assert_int_eq(
+      sscanf(TIMELIMIT_VERSION, "%d.%d.%d", &major, &minor, &patch), 3);
   ck_assert_int_eq(TIMELIMIT_VERSION_NUMBER,
                    major * 1000000 + minor * 1000 + patch);
 }
@@ -2284,8 +2281,7 @@ START_TEST(test_read_cannot_change_next) {
   o.readers = 1;
   q = openq(NULL, &o);
   ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(0)"), SQLITE_ERROR);
-  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(600000)"),
-                   SQLITE_ERROR);
+  ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(600000)"), SQLITE_ERROR);
   ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit(1)"), 0);
   ck_assert_int_eq(run(q, SQLQ_READ, "SELECT timelimit_ops(2000)"), 0);
   /* The next reads have the handle's limit again, and no budget. */

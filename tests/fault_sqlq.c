@@ -49,14 +49,14 @@
 
 /* ---- the failing allocators ---- */
 
-enum { BURST = 8 }; /* Allocations "sqlite-burst" fails in a row */
+enum { BURST = 8 };          /* Allocations "sqlite-burst" fails in a row */
 #define DISARMED (-1000000L) /* countdown: fail nothing */
 
 /* > 0: the allocation that brings it to 0 fails (and, in a burst, the
 ** nBurst - 1 after it) */
 static atomic_long countdown = DISARMED;
-static atomic_int nInjected;  /* Failures injected in this run */
-static int nBurst = 1;        /* Allocations failed in a row from there */
+static atomic_int nInjected; /* Failures injected in this run */
+static int nBurst = 1;       /* Allocations failed in a row from there */
 
 static int fail_now(void) {
   long left = atomic_load_explicit(&countdown, memory_order_relaxed);
@@ -69,9 +69,9 @@ static int fail_now(void) {
   return 0;
 }
 
-static int bLib; /* Fail the library's allocations */
-static int bSqlite; /* Fail SQLite's allocations */
-static int bIo;  /* Fail file operations (faultvfs) */
+static int bLib;     /* Fail the library's allocations */
+static int bSqlite;  /* Fail SQLite's allocations */
+static int bIo;      /* Fail file operations (faultvfs) */
 static int bPersist; /* ... every one after the first too */
 static int bPower;   /* ... then cut the power */
 
@@ -120,7 +120,7 @@ struct Task {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static Task aTask[NCOPY_MT][NTASK]; /* [copy][task]: copy m adds m*1000 */
-static int nCopy = 1;                /* Copies of the mix, each by a thread */
+static int nCopy = 1;               /* Copies of the mix, each by a thread */
 
 static void on_done(sqlq_result *r, void *udata) {
   Task *t = udata;
@@ -170,7 +170,10 @@ static void submit(sqlq *q, int m, int i) {
   c.sql = "INSERT INTO t VALUES(?1, 'w')";
   t->nKeys = 1;
   switch (i) {
-  case 0: case 1: case 2: case 5:
+  case 0:
+  case 1:
+  case 2:
+  case 5:
     t->base = off + 100 + i;
     one = sqlq_int(t->base);
     c.params = &one;
@@ -284,8 +287,9 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
   int i, m, rc, bad = 0;
   test_remove_database(zPath);
   if (sqlite3_open(zPath, &db) != SQLITE_OK ||
-      sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER "
-                       "PRIMARY KEY, v); INSERT INTO t VALUES(1, 'old')",
+      sqlite3_exec(db,
+                   "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER "
+                   "PRIMARY KEY, v); INSERT INTO t VALUES(1, 'old')",
                    NULL, NULL, NULL) != SQLITE_OK) {
     return fail(n, "cannot make the database");
   }
@@ -373,8 +377,8 @@ static int run_once(const char *zPath, int n, int *pbInjected) {
     int nHave = count_keys(db, t->base, t->nKeys);
     int bUnknown = t->bAccepted && t->status == SQLQ_EUNKNOWN;
     if (t->bPartial && t->bAccepted && (t->status & 0xff) == SQLITE_IOERR) {
-      fprintf(stderr, "fault_sqlq: task %d of copy %d: status %d\n",
-              m % NTASK, m / NTASK, t->status);
+      fprintf(stderr, "fault_sqlq: task %d of copy %d: status %d\n", m % NTASK,
+              m / NTASK, t->status);
       bad = fail(n, "a write outside a transaction reported an I/O error, "
                     "not SQLQ_EUNKNOWN (its statement may have committed)");
     }

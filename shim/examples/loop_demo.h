@@ -65,15 +65,18 @@ static int loop_demo_start(LoopDemo *d) {
   rc |= loop_demo_submit(d, &ddl, &ok);
   for (i = 0; i < LOOP_DEMO_WRITES; i++) {
     sqlq_value v = sqlq_int(i);
-    sqlq_call w = {.kind = SQLQ_WRITE, .sql = "INSERT INTO t VALUES (?)",
-                   .params = &v, .nparams = 1};
+    sqlq_call w = {.kind = SQLQ_WRITE,
+                   .sql = "INSERT INTO t VALUES (?)",
+                   .params = &v,
+                   .nparams = 1};
     rc |= loop_demo_submit(d, &w, &ok);
   }
   /* (Reads run beside the writes: this one needs none of them.) */
   sqlq_call rd = {.kind = SQLQ_READ,
                   .sql = "SELECT count(*) FROM sqlite_schema"};
   rc |= loop_demo_submit(d, &rd, &ok);
-  sqlq_call runaway = {.kind = SQLQ_READ, .timeout_ms = 300,
+  sqlq_call runaway = {.kind = SQLQ_READ,
+                       .timeout_ms = 300,
                        .sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
                               "SELECT x+1 FROM c) SELECT count(*) FROM c"};
   d->ticksAtRunaway = d->nTicks;

@@ -129,13 +129,13 @@
 #define BEFORE_ONE_TXN 1530000.0   /* ... one transaction of 1M rows */
 
 /* The targets of the issue. */
-#define TARGET_RTT_US 12.0 /* sqlq_exec select 1 p50, at most */
-#define TARGET_RTT_CV 1.5  /* ... as a multiple of the condvar p50 */
-#define TARGET_VS_DS 5.0   /* Datasette p50 / sqlq p50, at least */
-#define TARGET_READS 10.0  /* 16-thread reads / DS_READ_16, at least */
+#define TARGET_RTT_US 12.0        /* sqlq_exec select 1 p50, at most */
+#define TARGET_RTT_CV 1.5         /* ... as a multiple of the condvar p50 */
+#define TARGET_VS_DS 5.0          /* Datasette p50 / sqlq p50, at least */
+#define TARGET_READS 10.0         /* 16-thread reads / DS_READ_16, at least */
 #define TARGET_EXEC_VS_DIRECT 5.0 /* sqlq_exec select 1 p50 / direct p50 */
-#define TARGET_EXEC_VS_OWN 0.8 /* sqlq_exec pk lookups/s / own connection */
-#define TARGET_P99_VS_OWN 2.0 /* 16 threads: sqlq_exec p99 / own p99 */
+#define TARGET_EXEC_VS_OWN 0.8    /* sqlq_exec pk lookups/s / own connection */
+#define TARGET_P99_VS_OWN 2.0     /* 16 threads: sqlq_exec p99 / own p99 */
 
 /* The targets of the inserts, with 64 threads and synchronous=FULL. */
 #define TARGET_INS_RATE 150000.0 /* Group commit rows/s, at least */
@@ -719,7 +719,8 @@ static int ownRead(Caller *p, sqlite3_stmt *pStmt) {
   int rc = 0;
   if (p->bKey) sqlite3_bind_int64(pStmt, 1, randomKey(&p->rng));
   if (sqlite3_step(pStmt) != SQLITE_ROW ||
-      sqlite3_column_type(pStmt, 0) != (p->bKey ? SQLITE_TEXT : SQLITE_INTEGER)) {
+      sqlite3_column_type(pStmt, 0) !=
+          (p->bKey ? SQLITE_TEXT : SQLITE_INTEGER)) {
     rc = fail("own connection (reads)", "no row");
   }
   sqlite3_reset(pStmt);
@@ -743,8 +744,8 @@ static void *callerMain(void *pArg) {
   c.done = callerDone;
   c.udata = p;
   if (p->eWay == W_OWN &&
-      (sqlite3_open_v2(p->zDb, &db,
-                       SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) ||
+      (sqlite3_open_v2(p->zDb, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                       NULL) ||
        sqlite3_prepare_v2(db, c.sql, -1, &pStmt, NULL))) {
     p->rc = fail("own connection (reads)", sqlite3_errmsg(db));
   }
@@ -800,20 +801,20 @@ static int64_t contextSwitches(void) {
 /* What one case of section 3 measured, over its rounds. */
 typedef struct ReadCase ReadCase;
 struct ReadCase {
-  int64_t nCalls;           /* Calls that succeeded */
-  int64_t ns;               /* Wall time, first start to last end */
-  int64_t nCsw;             /* Context switches of the process */
+  int64_t nCalls;            /* Calls that succeeded */
+  int64_t ns;                /* Wall time, first start to last end */
+  int64_t nCsw;              /* Context switches of the process */
   double aRate[READ_ROUNDS]; /* Calls/s of each round */
-  Samples lat;              /* Time of each call (not W_SUBMIT) */
-  Dist dist;                /* Its percentiles, once all rounds ran */
+  Samples lat;               /* Time of each call (not W_SUBMIT) */
+  Dist dist;                 /* Its percentiles, once all rounds ran */
 };
 
 /*
 ** Runs nThread callers reading the eWay way for READ_MS each, as round r of
 ** pc.
 */
-static int benchReads(sqlq *q, const char *zDb, int nThread, int eWay,
-                      int bKey, int r, ReadCase *pc) {
+static int benchReads(sqlq *q, const char *zDb, int nThread, int eWay, int bKey,
+                      int r, ReadCase *pc) {
   Caller *a = calloc((size_t)nThread, sizeof(Caller));
   pthread_barrier_t start;
   int64_t t0 = INT64_MAX, t1 = 0, nCalls = 0, nCsw = contextSwitches();
@@ -958,7 +959,8 @@ static int runReadSection(sqlq *q, const char *zDb, ReadCases *pRead) {
         }
         printf("%-28s %3d %9.0f %8s %8s %6.2f %8.2fx\n", azReadWay[k],
                aReadThreads[i], (double)pc->nCalls / ((double)pc->ns / 1e9),
-               zP50, zP99, pc->nCalls ? (double)pc->nCsw / (double)pc->nCalls : 0,
+               zP50, zP99,
+               pc->nCalls ? (double)pc->nCsw / (double)pc->nCalls : 0,
                readRatio(pc, &(*pRead)[bKey][i][W_OWN]));
       }
     }

@@ -289,6 +289,11 @@ test-sql: $(EXT_SO)
 
 test-python: $(EXT_SO)
 	$(PYTHON) tests/test_timelimit.py $(EXT_SO)
+	d=$$(mktemp -d) && mkdir $$d/ext && cp $(EXT_SO) $$d/ext/ && \
+	  out=$$(cd $$d && $(PYTHON) $(CURDIR)/ext/examples/quickstart.py); \
+	  rm -rf $$d; [ "$$out" = "interrupted deadline" ] || \
+	  { echo "quickstart.py printed '$$out'"; exit 1; }; \
+	  echo "ok   ext/examples/quickstart.py"
 
 # README.md's error texts and defaults are sqlq.h's.
 test-docs:

@@ -2,9 +2,10 @@
 # tests/doc_test.py: the error texts and the option defaults live in one
 # place, shim/sqlq.h (SQLQ_ERRNO_MAP and the SQLQ_DEFAULT_* macros); this
 # checks that README.md's tables quote them exactly: every code with its
-# value and its sqlq_strerror() text, every default.  And every C snippet of
-# README.md is a whole program of the repository, quoted exactly: its first
-# line names the file (tests/install_test.sh builds and runs them).
+# value and its sqlq_strerror() text, every default.  And every C or Python
+# snippet of README.md is a whole program of the repository, quoted exactly:
+# its first line names the file (tests/install_test.sh builds and runs the C
+# ones, make test-python the Python one).
 #
 # Usage, from the repository root: /usr/bin/python3 tests/doc_test.py
 # Exits non-zero, naming each difference, if they disagree.
@@ -68,11 +69,12 @@ def main():
     bad += ["SQLQ_DEFAULT_%s has no row in README.md's options" % name
             for name in defaults]
 
-    for block in re.findall(r"^```c\n(.*?)^```$", readme, re.M | re.S):
-        named = re.match(r"/\* (\S+): ", block)
+    blocks = re.findall(r"^```(c|python)\n(.*?)^```$", readme, re.M | re.S)
+    for lang, block in blocks:
+        named = re.match(r"(?:/\*|#) (\S+): ", block)
         if named is None:
-            bad.append("a C snippet of README.md names no file: %r"
-                       % block[:60])
+            bad.append("a %s snippet of README.md names no file: %r"
+                       % (lang, block[:60]))
         elif open(named.group(1)).read() != block:
             bad.append("README.md's %s is not the file's text"
                        % named.group(1))
@@ -81,7 +83,7 @@ def main():
         print("FAIL doc_test: " + line)
     if not bad:
         print("ok   doc_test: README.md quotes sqlq.h's error texts and "
-              "defaults, and its C programs")
+              "defaults, and its programs")
     return 1 if bad else 0
 
 

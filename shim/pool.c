@@ -69,14 +69,16 @@ struct sqlq__pool {
   pthread_mutex_t mu;    /* Guards everything below but the atomics */
   const char *zPath;     /* What a connection opens */
   const sqlq_options *o; /* The handle's options */
-  int nMax;              /* Most connections */
+  int nSlots;            /* Slots allocated */
+  atomic_int nMax;       /* Most connections: nSlots, less once an open
+                            failed (the pool then stops growing) */
   atomic_int nConn;      /* aSlot[0..nConn) have a connection */
   int nOpening;          /* Being opened */
   atomic_int nWaiting;   /* Waiters in the list */
   atomic_int bFair;      /* The first waiter has waited STARVE_NS */
   Waiter *pHead;         /* The waiters, oldest first */
   sqlq__stats stats;     /* Callers' tasks that completed unrun here */
-  sqlq__slot *aSlot;     /* nMax slots */
+  sqlq__slot *aSlot;     /* nSlots slots */
 };
 
 /* The slot this thread used last (+1; 0: none yet). */
@@ -123,7 +125,8 @@ int sqlq__pool_open(const char *zPath, const sqlq_options *o, int nOpen,
   pthread_mutex_init(&p->mu, NULL);
   p->zPath = zPath;
   p->o = o;
-  p->nMax = nMax;
+  p->nSlots = nMax;
+  atomic_store(&p->nMax, nMax);
   pthread_mutex_lock(&p->mu);
   for (i = 0; i < nOpen && rc == 0; i++) {
     sqlite3_free(*pzErr);
@@ -138,7 +141,7 @@ int sqlq__pool_open(const char *zPath, const sqlq_options *o, int nOpen,
 void sqlq__pool_close(sqlq__pool *p) {
   int i;
   if (p == NULL) return;
-  for (i = 0; i < p->nMax; i++) {
+  for (i = 0; i < p->nSlots; i++) {
     sqlq__conn_close(p->aSlot[i].c);
     pthread_mutex_destroy(&p->aSlot[i].mu);
   }
@@ -236,9 +239,13 @@ static sqlq__slot *waitForSlot(sqlq__pool *p, sqlq__task *t) {
       s = tryTake(p);
       if (s) break;
     }
-    if (atomic_load(&p->nConn) + p->nOpening < p->nMax) {
+    if (atomic_load(&p->nConn) + p->nOpening < atomic_load(&p->nMax)) {
       char *zErr = NULL;
-      grow(p, &zErr); /* On failure, it waits for one that is open */
+      if (grow(p, &zErr) != 0) {
+        /* The pool stops growing (an open that failed once would fail
+        ** again at once, and waiters would spin): it waits for one open. */
+        atomic_store(&p->nMax, atomic_load(&p->nConn) + p->nOpening);
+      }
       sqlite3_free(zErr);
       continue;
     }
@@ -287,7 +294,7 @@ sqlq__slot *sqlq__pool_borrow(sqlq__pool *p, sqlq__task *t) {
   for (i = 0; i < YIELDS && s == NULL; i++) {
     if (i > 0) sched_yield();
     if (!atomic_load(&p->bFair)) s = tryTake(p);
-    if (atomic_load(&p->nConn) < p->nMax) break; /* It may open one */
+    if (atomic_load(&p->nConn) < atomic_load(&p->nMax)) break; /* May grow */
   }
   if (s == NULL) return waitForSlot(p, t);
   if (t) {

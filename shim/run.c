@@ -197,10 +197,40 @@ static void failWith(Run *r, sqlq__task *t, int rc, const char *zMsg) {
   }
 }
 
-/* Binds n values to pStmt; on failure fills res and returns nonzero. */
-static int bindParams(sqlite3_stmt *pStmt, const sqlq_value *a, int n,
-                      sqlq_result *res) {
+/*
+** The position in pStmt of each of n names, into aIdx, using aSeen (n + 1
+** bytes, zeroed); on failure fills res and returns nonzero.  Each name must
+** be one of the statement's, once.
+*/
+static int nameParams(sqlite3_stmt *pStmt, const char *const *azName, int n,
+                      int *aIdx, unsigned char *aSeen, sqlq_result *res) {
+  int i;
+  for (i = 0; i < n; i++) {
+    const char *zFmt = NULL;
+    aIdx[i] = sqlite3_bind_parameter_index(pStmt, azName[i]);
+    if (aIdx[i] == 0) {
+      zFmt = "the statement has no parameter named %s";
+    } else if (aSeen[aIdx[i]]++) {
+      zFmt = "parameter %s given twice";
+    }
+    if (zFmt) {
+      char *zMsg = sqlite3_mprintf(zFmt, azName[i]);
+      sqlq__result_fail(res, SQLQ_EPARAMS, zMsg);
+      sqlite3_free(zMsg);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/*
+** Binds n values to pStmt, by position or (azName not NULL) by name; on
+** failure fills res and returns nonzero.
+*/
+static int bindParams(sqlite3_stmt *pStmt, const sqlq_value *a,
+                      const char *const *azName, int n, sqlq_result *res) {
   int i, rc = SQLITE_OK, nWant = sqlite3_bind_parameter_count(pStmt);
+  int *aIdx = NULL;
   if (nWant != n) {
     char zMsg[128];
     snprintf(zMsg, sizeof(zMsg),
@@ -210,28 +240,43 @@ static int bindParams(sqlite3_stmt *pStmt, const sqlq_value *a, int n,
     sqlq__result_fail(res, SQLQ_EPARAMS, zMsg);
     return 1;
   }
+  if (azName && n > 0) {
+    size_t nIdx = (size_t)n * sizeof(int);
+    aIdx = sqlite3_malloc64(nIdx + (size_t)n + 1);
+    if (aIdx == NULL) {
+      sqlq__result_fail(res, SQLITE_NOMEM, NULL);
+      return 1;
+    }
+    memset((char *)aIdx + nIdx, 0, (size_t)n + 1);
+    if (nameParams(pStmt, azName, n, aIdx, (unsigned char *)aIdx + nIdx, res)) {
+      sqlite3_free(aIdx);
+      return 1;
+    }
+  }
   for (i = 0; i < n && rc == SQLITE_OK; i++) {
     const sqlq_value *v = &a[i];
+    int k = aIdx ? aIdx[i] : i + 1;
     switch (v->type) {
     case SQLITE_INTEGER:
-      rc = sqlite3_bind_int64(pStmt, i + 1, v->i);
+      rc = sqlite3_bind_int64(pStmt, k, v->i);
       break;
     case SQLITE_FLOAT:
-      rc = sqlite3_bind_double(pStmt, i + 1, v->f);
+      rc = sqlite3_bind_double(pStmt, k, v->f);
       break;
     case SQLITE_TEXT:
-      rc = sqlite3_bind_text64(pStmt, i + 1, v->p, (sqlite3_uint64)v->n,
+      rc = sqlite3_bind_text64(pStmt, k, v->p, (sqlite3_uint64)v->n,
                                SQLITE_STATIC, SQLITE_UTF8);
       break;
     case SQLITE_BLOB:
-      rc = sqlite3_bind_blob64(pStmt, i + 1, v->p, (sqlite3_uint64)v->n,
+      rc = sqlite3_bind_blob64(pStmt, k, v->p, (sqlite3_uint64)v->n,
                                SQLITE_STATIC);
       break;
     default:
-      rc = sqlite3_bind_null(pStmt, i + 1);
+      rc = sqlite3_bind_null(pStmt, k);
       break;
     }
   }
+  sqlite3_free(aIdx);
   if (rc != SQLITE_OK) {
     sqlq__result_fail(res, rc, sqlite3_errmsg(sqlite3_db_handle(pStmt)));
     return 1;
@@ -278,7 +323,8 @@ static int runStatement(Run *r, sqlq__task *t, int cap) {
                       "a read task may not write (use SQLQ_WRITE)");
     return SQLITE_ERROR;
   }
-  if (bindParams(pStmt, t->call.params, t->call.nparams, t->res)) {
+  if (bindParams(pStmt, t->call.params, t->call.names, t->call.nparams,
+                 t->res)) {
     sqlite3_clear_bindings(pStmt);
     return SQLITE_ERROR;
   }
@@ -300,7 +346,7 @@ static int runMany(Run *r, sqlq__task *t) {
   if (pStmt == NULL) return SQLITE_ERROR;
   for (i = 0; i < t->call.nrows && rc == SQLITE_DONE; i++) {
     if (bindParams(pStmt, t->call.params + (size_t)i * t->call.nparams,
-                   t->call.nparams, t->res)) {
+                   t->call.names, t->call.nparams, t->res)) {
       rc = SQLITE_ERROR;
       break;
     }

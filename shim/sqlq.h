@@ -66,7 +66,7 @@ extern "C" {
   XX(ENOMEM, -7, "out of memory")                                              \
   XX(EREADONLY, -8, "the handle is read-only")                                 \
   XX(ENOTFOUND, -9, "no such task is queued or running")                       \
-  XX(EPARAMS, -10, "wrong number of parameters")                               \
+  XX(EPARAMS, -10, "the parameters do not match the statement")                \
   XX(ESYSTEM, -11, "a system call failed")                                     \
   XX(ETXNCTL, -12,                                                             \
      "transaction control is not allowed in a transactional task "             \
@@ -159,6 +159,11 @@ typedef struct sqlq_call {
   const char *sql;          /* READ, WRITE, WRITE_MANY, SCRIPT */
   const sqlq_value *params; /* Bound to ?1..?N; WRITE_MANY: nrows rows */
   int nparams;              /* Values per row */
+  const char *const *names; /* Or NULL.  READ, WRITE, WRITE_MANY: the name
+                               of each of the nparams values as the SQL
+                               writes it (":id", "@id", "$id"); the values
+                               are then bound by name, and the statement's
+                               parameters must be exactly these names */
   int nrows;                /* WRITE_MANY: rows of params */
   sqlq_fn fn;               /* READ_FN, WRITE_FN */
   void *arg;                /* Passed to fn */

@@ -81,6 +81,14 @@ int sqlq__task_check(const sqlq_call *c, int bReadOnly, int bMemory) {
   }
   nVal = valueCount(c);
   if (nVal > INT32_MAX || (nVal > 0 && c->params == NULL)) return SQLQ_EINVAL;
+  if (c->names) {
+    if (r->eBody != SQLQ__BODY_STATEMENT && r->eBody != SQLQ__BODY_MANY) {
+      return SQLQ_EINVAL;
+    }
+    for (i = 0; i < c->nparams; i++) {
+      if (c->names[i] == NULL || c->names[i][0] == 0) return SQLQ_EINVAL;
+    }
+  }
   for (i = 0; i < nVal; i++) {
     const sqlq_value *v = &c->params[i];
     if (v->type < SQLITE_INTEGER || v->type > SQLITE_NULL) return SQLQ_EINVAL;
@@ -95,17 +103,23 @@ int sqlq__task_check(const sqlq_call *c, int bReadOnly, int bMemory) {
 }
 
 /*
-** Copies a checked call into one allocation: the task, then the params,
-** then the sql and the text and blob bytes; and sets how it runs.
+** Copies a checked call into one allocation: the task, then the params and
+** their names, then the sql, the names' text and the text and blob bytes;
+** and sets how it runs.
 */
 sqlq__task *sqlq__task_new(const sqlq_call *c, pthread_mutex_t *pMu) {
   const struct KindRule *r = ruleOf(c->kind);
-  int i, nVal = (int)valueCount(c);
+  int i, nVal = (int)valueCount(c), nName = c->names ? c->nparams : 0;
   size_t nSql = c->sql ? strlen(c->sql) + 1 : 0;
-  size_t nBytes = sizeof(sqlq__task) + (size_t)nVal * sizeof(sqlq_value) + nSql;
+  size_t nBytes = sizeof(sqlq__task) + (size_t)nVal * sizeof(sqlq_value) +
+                  (size_t)nName * sizeof(char *) + nSql;
   sqlq__task *t;
   sqlq_value *aVal;
+  const char **aName;
   char *p;
+  for (i = 0; i < nName; i++) {
+    nBytes += strlen(c->names[i]) + 1;
+  }
   for (i = 0; i < nVal; i++) {
     const sqlq_value *v = &c->params[i];
     if (v->type == SQLITE_TEXT || v->type == SQLITE_BLOB) {
@@ -130,12 +144,20 @@ sqlq__task *sqlq__task_new(const sqlq_call *c, pthread_mutex_t *pMu) {
     t->eRun = SQLQ__RUN_ALONE;
   }
   aVal = (sqlq_value *)(t + 1);
-  p = (char *)(aVal + nVal);
+  aName = (const char **)(aVal + nVal);
+  p = (char *)(aName + nName);
   if (nSql) {
     memcpy(p, c->sql, nSql);
     t->call.sql = p;
     p += nSql;
   }
+  for (i = 0; i < nName; i++) {
+    size_t n = strlen(c->names[i]) + 1;
+    memcpy(p, c->names[i], n);
+    aName[i] = p;
+    p += n;
+  }
+  t->call.names = nName ? aName : NULL;
   for (i = 0; i < nVal; i++) {
     aVal[i] = c->params[i];
     if (aVal[i].type == SQLITE_TEXT || aVal[i].type == SQLITE_BLOB) {

@@ -296,6 +296,81 @@ START_TEST(test_params_copied) {
 }
 END_TEST
 
+/*
+** Values bound by name: in any order, with any prefix, in reads, writes and
+** every row of a WRITE_MANY; the names are copied at submit.  A name the
+** statement lacks, one given twice, or a statement with a parameter the
+** call does not name is SQLQ_EPARAMS; a NULL or empty name, or names on a
+** kind with no statement, SQLQ_EINVAL.
+*/
+START_TEST(test_named_params) {
+  sqlq *q = openq(NULL, NULL);
+  char zName[8] = "$v";
+  const char *azName[2] = {zName, ":id"};
+  sqlq_value p[4] = {sqlq_text("x"), sqlq_int(1), sqlq_text("y"), sqlq_int(2)};
+  sqlq_call c = {0};
+  sqlq_result *r;
+  Gate g;
+  Done d;
+  ck_assert_int_eq(run(q, SQLQ_SCRIPT, "CREATE TABLE t(id INTEGER, v)"), 0);
+  block_writer(q, &g);
+  done_init(&d);
+  c.kind = SQLQ_WRITE_MANY;
+  c.sql = "INSERT INTO t VALUES (:id, $v)";
+  c.params = p;
+  c.nparams = 2;
+  c.nrows = 2;
+  c.names = azName;
+  c.done = done_cb;
+  c.udata = &d;
+  ck_assert_int_gt(sqlq_submit(q, &c), 0);
+  strcpy(zName, "$w");
+  gate_open(&g);
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, 0);
+  ck_assert_int_eq(read_int(q, "SELECT sum(id) FROM t WHERE v = "
+                               "CASE id WHEN 1 THEN 'x' ELSE 'y' END"),
+                   3);
+
+  memset(&c, 0, sizeof(c));
+  c.kind = SQLQ_READ;
+  c.sql = "SELECT v FROM t WHERE id = @id AND v <> :v";
+  c.params = (sqlq_value[]){sqlq_text("x"), sqlq_int(2)};
+  c.names = (const char *[]){":v", "@id"};
+  c.nparams = 2;
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), 0);
+  ck_assert_int_eq(sqlq_result_rows(r), 1);
+  ck_assert_str_eq(sqlq_result_text(r, 0, 0), "y");
+  sqlq_result_free(r);
+
+  c.names = (const char *[]){":v", ":id"};
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EPARAMS);
+  ck_assert_str_eq(sqlq_result_error(r),
+                   "the statement has no parameter named :id");
+  sqlq_result_free(r);
+  c.names = (const char *[]){":v", ":v"};
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EPARAMS);
+  ck_assert_str_eq(sqlq_result_error(r), "parameter :v given twice");
+  sqlq_result_free(r);
+  c.sql = "SELECT :v, ?";
+  c.names = (const char *[]){":v", "?"};
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EPARAMS);
+  sqlq_result_free(r);
+  c.sql = "SELECT :v";
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EPARAMS);
+  sqlq_result_free(r);
+
+  c.names = (const char *[]){":v", NULL};
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EINVAL);
+  c.names = (const char *[]){":v", ""};
+  ck_assert_int_eq(sqlq_exec(q, &c, &r), SQLQ_EINVAL);
+  c.kind = SQLQ_SCRIPT;
+  c.names = (const char *[]){":v", ":id"};
+  ck_assert_int_eq(sqlq_submit(q, &c), SQLQ_EINVAL);
+  closeq(q);
+}
+END_TEST
+
 /* RETURNING rows, changes and the last rowid come back from a write. */
 START_TEST(test_write_returning) {
   sqlq *q = openq(NULL, NULL);
@@ -2341,6 +2416,7 @@ Suite *sqlq_suite(void) {
   tcase_add_test(tc, test_wal_and_read_your_writes);
   tcase_add_test(tc, test_types_and_params);
   tcase_add_test(tc, test_params_copied);
+  tcase_add_test(tc, test_named_params);
   tcase_add_test(tc, test_write_returning);
   tcase_add_test(tc, test_failed_write_rolls_back);
   tcase_add_test(tc, test_write_many);

@@ -41,7 +41,7 @@ TL_VERSION := $(call header_version,TIMELIMIT_VERSION,ext/timelimit.h)
 # Debian packages: to build, to run the tests, to run the demo.
 DEPS_BUILD = gcc make pkg-config libsqlite3-dev
 DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3 python3-apsw python3-aiosqlite \
-  sqlite-utils libuv1-dev libevent-dev
+  sqlite-utils libuv1-dev libevent-dev libjansson-dev
 DEPS_DEMO = $(DEPS_BUILD) sqlite3
 DEPS_FUZZ = $(DEPS_BUILD) clang libclang-rt-14-dev
 FUZZ_CC ?= clang
@@ -88,7 +88,8 @@ DEMO_BIN = $(BUILD)/demo
 # tests/install_test.sh builds and runs them against an install.
 QUICKSTART_BIN = $(BUILD)/quickstart_timelimit $(BUILD)/quickstart_sqlq
 # The event-loop adapters (shim/adapters/), each with its example.
-ADAPTER_BIN = $(BUILD)/uv_example $(BUILD)/event_example
+ADAPTER_BIN = $(BUILD)/uv_example $(BUILD)/event_example \
+  $(BUILD)/epoll_example
 BENCH_BINS = $(BUILD)/bench_timelimit $(BUILD)/bench_sqlq
 # Every sql/ script but the demo has a .expected transcript.
 SQL_TESTS = $(filter-out sql/demo.sql,$(wildcard sql/*.sql))
@@ -190,10 +191,13 @@ $(FAULT_BIN): tests/fault_sqlq.c tests/faultvfs.c tests/faultvfs.h \
 	  $(SQLITE_LIBS) $(ALL_LDFLAGS) \
 	  -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup
 
-$(EXAMPLE_BIN): shim/examples/http_server.c shim/sqlq.h $(SQLQ_LIB) \
-  $(CC_STAMP)
-	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/http_server.c \
-	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
+# The HTTP server: evhttp (libevent) and jansson, on the libevent adapter.
+$(EXAMPLE_BIN): shim/examples/http_server.c shim/adapters/sqlq_libevent.h \
+  shim/sqlq.h $(SQLQ_LIB) $(CC_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ishim -Ishim/adapters \
+	  $(shell $(PKG_CONFIG) --cflags libevent jansson) -o $@ \
+	  shim/examples/http_server.c $(SQLQ_LIB) $(SQLITE_LIBS) \
+	  $(shell $(PKG_CONFIG) --libs libevent jansson) -lm $(ALL_LDFLAGS)
 
 $(DEMO_BIN): shim/examples/demo.c shim/sqlq.h $(SQLQ_LIB) \
   $(CC_STAMP)
@@ -258,10 +262,12 @@ $(FUZZ_BIN): tests/fuzz_timelimit.c ext/timelimit.c ext/timelimit.h
 	  tests/fuzz_timelimit.c ext/timelimit.c $(SQLITE_LIBS) -lm -pthread
 
 bench:
-	@scripts/deps.sh $(DEPS_BUILD)
-	@$(MAKE) --no-print-directory $(BENCH_BINS)
+	@scripts/deps.sh $(DEPS_BUILD) python3 libevent-dev libjansson-dev wrk
+	@$(MAKE) --no-print-directory $(BENCH_BINS) $(EXAMPLE_BIN)
 	$(BUILD)/bench_timelimit
 	d=$$(mktemp -d) && $(BUILD)/bench_sqlq $$d; rc=$$?; rm -rf $$d; exit $$rc
+	d=$$(mktemp -d) && $(PYTHON) tests/bench/bench_http.py $(EXAMPLE_BIN) $$d; \
+	  rc=$$?; rm -rf $$d; exit $$rc
 
 # Slow sanitizer builds get more time per Check test; test files go under
 # BUILD, so a failed test leaves nothing in the source tree.
@@ -337,6 +343,12 @@ $(BUILD)/event_example: shim/examples/event_example.c \
 	  $(shell $(PKG_CONFIG) --cflags libevent) -o $@ \
 	  shim/examples/event_example.c $(SQLQ_LIB) $(SQLITE_LIBS) \
 	  $(shell $(PKG_CONFIG) --libs libevent) $(ALL_LDFLAGS)
+
+# The same on a bare epoll loop: no library but libc.
+$(BUILD)/epoll_example: shim/examples/epoll_example.c \
+  shim/examples/loop_demo.h shim/sqlq.h $(SQLQ_LIB) $(CC_STAMP)
+	$(CC) $(ALL_CFLAGS) -Ishim -o $@ shim/examples/epoll_example.c \
+	  $(SQLQ_LIB) $(SQLITE_LIBS) $(ALL_LDFLAGS)
 
 test-deps:
 	CC="$(CC)" tests/deps_test.sh

@@ -15,12 +15,13 @@ python=${PYTHON:-/usr/bin/python3}
 have() {
   case "$1" in
     gcc) command -v "${CC:-cc}" >/dev/null 2>&1 ;;
-    make | pkg-config | sqlite3 | clang | valgrind)
+    make | pkg-config | sqlite3 | clang | valgrind | wrk)
       command -v "$1" >/dev/null 2>&1 ;;
     libsqlite3-dev) pkg-config --atleast-version=3.40 sqlite3 2>/dev/null ;;
     check) pkg-config --exists check 2>/dev/null ;;
     libuv1-dev) pkg-config --exists libuv 2>/dev/null ;;
     libevent-dev) pkg-config --exists libevent 2>/dev/null ;;
+    libjansson-dev) pkg-config --exists jansson 2>/dev/null ;;
     python3) [ -x "$python" ] ;;
     python3-apsw) "$python" -c 'import apsw' 2>/dev/null ;;
     python3-aiosqlite) "$python" -c 'import aiosqlite' 2>/dev/null ;;
@@ -42,6 +43,7 @@ what() {
     check) echo "pkg-config module check" ;;
     libuv1-dev) echo "pkg-config module libuv" ;;
     libevent-dev) echo "pkg-config module libevent" ;;
+    libjansson-dev) echo "pkg-config module jansson" ;;
     python3) echo "$python" ;;
     python3-apsw) echo "Python module apsw" ;;
     python3-aiosqlite) echo "Python module aiosqlite" ;;

@@ -112,6 +112,9 @@ struct sqlq {
   int nReader;                  /* Reader threads */
   char *zReaderPath;            /* What a read connection opens */
   sqlq__pool *pool;             /* Read connections (a file database) */
+  pthread_mutex_t adminMu;      /* Serialises sqlq_activity() */
+  sqlite3 *pAdmin;              /* Its connection, opened at its first call */
+  sqlite3_stmt *pActivity;      /* Its statement */
 };
 
 /*
@@ -659,6 +662,60 @@ int sqlq_stats(sqlq *q, sqlq_stats_t *st) {
   return 0;
 }
 
+/*
+** Prepares the statement of sqlq_activity() on a connection of its own, in
+** memory and not locked, so that it sees every connection's row.  Returns
+** an SQLite code; the caller holds adminMu.
+*/
+static int openAdmin(sqlq *q) {
+  int rc;
+  if (q->pActivity) return SQLITE_OK;
+  if (q->pAdmin == NULL) {
+    rc = sqlite3_open_v2(":memory:", &q->pAdmin,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) rc = timelimit_register(q->pAdmin);
+    if (rc != SQLITE_OK) {
+      sqlite3_close(q->pAdmin);
+      q->pAdmin = NULL;
+      return rc;
+    }
+  }
+  return sqlite3_prepare_v2(q->pAdmin,
+                            "SELECT * FROM timelimit_activity "
+                            "WHERE id <> timelimit_id()",
+                            -1, &q->pActivity, NULL);
+}
+
+int sqlq_activity(sqlq *q, sqlq_result **presult) {
+  sqlq_result *r;
+  int rc;
+  if (presult) *presult = NULL;
+  if (presult == NULL || callerIn(q)) return SQLQ_EINVAL;
+  r = sqlq__result_new(0);
+  if (r == NULL) {
+    callerOut(q);
+    return SQLQ_ENOMEM;
+  }
+  pthread_mutex_lock(&q->adminMu);
+  rc = openAdmin(q);
+  if (rc == SQLITE_OK && sqlq__result_columns(r, q->pActivity)) {
+    rc = SQLITE_NOMEM;
+  }
+  while (rc == SQLITE_OK && (rc = sqlite3_step(q->pActivity)) == SQLITE_ROW) {
+    rc = sqlq__result_add_row(r, q->pActivity) ? SQLITE_NOMEM : SQLITE_OK;
+  }
+  if (rc == SQLITE_DONE) rc = SQLITE_OK;
+  if (q->pActivity) sqlite3_reset(q->pActivity);
+  pthread_mutex_unlock(&q->adminMu);
+  if (rc != SQLITE_OK) {
+    sqlq__result_clear_rows(r);
+    sqlq__result_fail(r, rc, NULL);
+  }
+  *presult = r;
+  callerOut(q);
+  return rc;
+}
+
 /* Starts a worker on conn serving qu; returns 0 or SQLQ_ESYSTEM. */
 static int startWorker(sqlq *q, Worker *w, sqlq__conn *conn, Queue *qu) {
   w->q = q;
@@ -708,6 +765,9 @@ static void teardown(sqlq *q) {
   pthread_cond_destroy(&q->room);
   pthread_cond_destroy(&q->timerCond);
   pthread_mutex_destroy(&q->mu);
+  sqlite3_finalize(q->pActivity);
+  sqlite3_close(q->pAdmin);
+  pthread_mutex_destroy(&q->adminMu);
   free(q->aReader);
   free(q->aBatch);
   free(q->aWake);
@@ -869,6 +929,7 @@ int sqlq_open(const char *path, const sqlq_options *opts, sqlq **pq) {
   q->nextId = 1;
   q->efd = -1;
   pthread_mutex_init(&q->mu, NULL);
+  pthread_mutex_init(&q->adminMu, NULL);
   pthread_cond_init(&q->writeQ.cond, NULL);
   pthread_cond_init(&q->readQ.cond, NULL);
   pthread_cond_init(&q->idle, NULL);

@@ -309,6 +309,20 @@ int sqlq_dispatch(sqlq *q);
 /* Fills *st with the handle's counters.  Any thread. */
 int sqlq_stats(sqlq *q, sqlq_stats_t *st);
 
+/*
+** What every connection of sqlq's in this process is running now: the rows
+** of the timelimit extension's timelimit_activity table (id, state, sql,
+** elapsed_ms, limit_ms, ...; README.md describes them), read on a private
+** connection of the handle's, on the calling thread, without queueing
+** behind any task and within a millisecond.  The connections of every
+** sqlq handle of the process are listed; the ids are those that
+** timelimit_interrupt() takes.  Returns 0 and sets *presult, which the
+** caller frees with sqlq_result_free(), or an error (*presult then holds
+** its message, or is NULL for SQLQ_EINVAL and SQLQ_ENOMEM).  Any thread,
+** including a completion's.
+*/
+int sqlq_activity(sqlq *q, sqlq_result **presult);
+
 /* A message for a status: SQLite's for codes >= 0, the shim's otherwise. */
 const char *sqlq_strerror(int code);
 

@@ -997,6 +997,58 @@ START_TEST(test_cancel_running) {
 }
 END_TEST
 
+/* The row of a running query's connection in sqlq_activity(), or -1. */
+static int activity_row(sqlq *q, const char *zSql) {
+  sqlq_result *r;
+  int i, row = -1;
+  ck_assert_int_eq(sqlq_activity(q, &r), 0);
+  ck_assert_str_eq(sqlq_result_column_name(r, 1), "state");
+  for (i = 0; i < sqlq_result_rows(r); i++) {
+    const char *zText = sqlq_result_text(r, i, 2); /* NULL: none yet */
+    /* The handle's own connection for this call is never listed */
+    ck_assert_ptr_null(strstr(zText ? zText : "", "timelimit_activity"));
+    if (strcmp(sqlq_result_text(r, i, 1), "running") == 0 &&
+        strcmp(zText, zSql) == 0) {
+      row = i;
+    }
+  }
+  sqlq_result_free(r);
+  return row;
+}
+
+/*
+** sqlq_activity() sees a running read while every reader is busy (it never
+** queues), and sees it end; bad arguments are SQLQ_EINVAL.
+*/
+START_TEST(test_activity) {
+  sqlq_options o = {.readers = 1, .read_timeout_ms = 600000};
+  sqlq *q = openq(NULL, &o);
+  sqlq_call c = {0};
+  sqlq_result *r = (sqlq_result *)&c;
+  Done d;
+  int64_t id;
+  int n;
+  done_init(&d);
+  c.kind = SQLQ_READ;
+  c.sql = zForever;
+  c.done = done_cb;
+  c.udata = &d;
+  id = sqlq_submit(q, &c);
+  ck_assert_int_gt(id, 0);
+  for (n = 0; activity_row(q, zForever) < 0; n++) {
+    ck_assert_int_lt(n, 1000000); /* Bounded: the read starts at once */
+    sched_yield();
+  }
+  ck_assert_int_eq(sqlq_cancel(q, id), 0);
+  done_wait(&d, 1);
+  ck_assert_int_eq(d.status, SQLQ_ECANCELED);
+  ck_assert_int_eq(activity_row(q, zForever), -1);
+  ck_assert_int_eq(sqlq_activity(NULL, &r), SQLQ_EINVAL);
+  ck_assert_int_eq(sqlq_activity(q, NULL), SQLQ_EINVAL);
+  closeq(q);
+}
+END_TEST
+
 /* An isolated task is canceled on the connection it really runs on. */
 START_TEST(test_cancel_isolated) {
   sqlq *q = openq(NULL, NULL);
@@ -2448,6 +2500,7 @@ Suite *sqlq_suite(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_cancel_queued);
   tcase_add_loop_test(tc, test_cancel_running, 0, 2);
+  tcase_add_test(tc, test_activity);
   tcase_add_test(tc, test_cancel_isolated);
   tcase_add_test(tc, test_cancel_race_spares_next);
   suite_add_tcase(s, tc);

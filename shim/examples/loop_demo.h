@@ -1,9 +1,9 @@
 /*
-** loop_demo.h: what uv_example.c and event_example.c do on their loops,
-** written once: tasks submitted with sqlq_submit(), completions checked
-** (each once, on the loop's thread, with the status expected), and a
-** runaway query stopped by its time limit while the loop's 1 ms timer
-** ticks.  Each example supplies the loop.
+** loop_demo.h: what uv_example.c, event_example.c and epoll_example.c do
+** on their loops, written once: tasks submitted with sqlq_submit(),
+** completions checked (each once, on the loop's thread, with the status
+** expected), and a runaway query stopped by its time limit while the
+** loop's 1 ms timer ticks.  Each example supplies the loop.
 */
 #ifndef LOOP_DEMO_H
 #define LOOP_DEMO_H

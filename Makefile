@@ -309,7 +309,7 @@ test-docs:
 test-clients: $(EXT_SO)
 	$(PYTHON) tests/test_clients.py $(EXT_SO)
 
-# The epoll example, driven by real HTTP clients.
+# The HTTP server, driven by a real HTTP client.
 test-example: $(EXAMPLE_BIN) $(QUICKSTART_BIN)
 	$(PYTHON) tests/test_http_server.py $(EXAMPLE_BIN)
 

@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,22 @@ class HttpServerTest(unittest.TestCase):
         self.assertEqual(body["rows"],
                          [[{"$base64": True, "encoded": "/0E="}]])
 
+    def test_bytes_that_are_not_utf8(self):
+        # In the SQL, a parameter, a column name, an error message: each is
+        # answered (U+FFFD for a bad byte), and the server lives on.
+        s = self.s
+        status, _, body = s.request(
+            "GET", "/app.json?sql=SELECT+:p+AS+%22c%FF%22&p=%FF")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["columns"], ["c\ufffd"])
+        self.assertEqual(body["query"]["params"], {"p": "\ufffd"})
+        status, _, body = s.request("GET", "/app.json?sql=SELECT+%FF")
+        self.assertEqual(status, 400, body)
+        self.assertIn("\ufffd", body["error"])
+        # A key is decoded as its value is: %C3%AF is ï.
+        status, _, body = s.read("SELECT :na\u00efve", **{"na\u00efve": "x"})
+        self.assertEqual((status, body["rows"]), (200, [["x"]]))
+
     def test_row_cap_truncates(self):
         status, _, body = self.s.read(
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
@@ -211,8 +228,12 @@ class HttpServerTest(unittest.TestCase):
             (s.write("INSERT INTO t(v) VALUES ('dup')"), 400, 2067,
              "UNIQUE constraint failed: t.v"),
             (s.write("ATTACH 'x.db' AS x"), 400, -1, "may not change"),
-            (s.request("POST", "/-/cancel/x"), 400, 0, "task id"),
-            (s.request("POST", "/-/cancel/999999"), 404, 0, "no such task"),
+            (s.request("POST", "/-/cancel/x"), 400, -1, "task id"),
+            (s.request("POST", "/-/cancel/999999"), 404, -9, "no such task"),
+            (s.write("SELECT ?", [{"$base64": True, "encoded": "QQ==@@@"}]),
+             400, 0, "not base64"),
+            (s.write("SELECT ?", [{"$base64": True, "encoded": "Q"}]), 400,
+             0, "not base64"),
         ]
         for (status, _, body), want_status, want_code, want_msg in cases:
             with self.subTest(body=body):
@@ -280,6 +301,22 @@ class HttpServerTest(unittest.TestCase):
         self.assertEqual(after["timeouts"], before["timeouts"])
         self.assertEqual(s.read("SELECT 1")[0], 200)
 
+    def test_client_reset_cancels(self):
+        # A reset (RST, not FIN) is seen too.
+        s = self.s
+        before = s.stats()
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=WAIT)
+        q = urllib.parse.urlencode({"sql": RUNAWAY + " -- reset"})
+        sock.sendall(("GET /app.json?%s HTTP/1.1\r\nHost: x\r\n\r\n" %
+                      q).encode())
+        until(lambda: s.in_flight(RUNAWAY + " -- reset"), "the runaway")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                        struct.pack("ii", 1, 0))
+        sock.close()
+        until(lambda: s.in_flight(RUNAWAY + " -- reset") is None,
+              "the cancel")
+        self.assertEqual(s.stats()["cancels"], before["cancels"] + 1)
+
     def test_pipelined_requests(self):
         sock = socket.create_connection(("127.0.0.1", self.s.port),
                                         timeout=WAIT)
@@ -316,9 +353,28 @@ class SmallServerTest(unittest.TestCase):
             status, _, body = s.read(RUNAWAY, _timelimit="3600000")
             self.assertEqual((status, body["code"]), (504, -4))
             # SIGTERM with a request in flight: it is answered, then exit 0.
+            idle = http.client.HTTPConnection("127.0.0.1", s.port,
+                                              timeout=WAIT)
+            idle.request("GET", "/app.json?sql=SELECT+1")
+            self.assertEqual(idle.getresponse().read()[:10], b'{"ok":true')
             runaway = Background(lambda: s.read(RUNAWAY))
             until(lambda: s.in_flight(RUNAWAY), "the runaway to run")
             s.proc.send_signal(signal.SIGTERM)
+
+            def refused():
+                try:
+                    socket.create_connection(("127.0.0.1", s.port)).close()
+                    return False
+                except ConnectionRefusedError:
+                    return True
+            until(refused, "the server to stop accepting")
+            # A keep-alive client asking after SIGTERM is told, not dropped.
+            idle.request("GET", "/app.json?sql=SELECT+2")
+            resp = idle.getresponse()
+            body = json.loads(resp.read())
+            self.assertEqual((resp.status, body["code"]), (503, -2))
+            self.assertEqual(resp.headers["Connection"], "close")
+            idle.close()
             status, _, body = runaway.get()
             self.assertEqual(status, 504)
             self.assertEqual(s.proc.wait(WAIT), 0)

@@ -34,15 +34,18 @@
 **
 ** Errors are {"ok":false,"error":MESSAGE,"status":HTTP,"code":CODE,
 ** "title":..}, CODE being the sqlq or SQLite code: 400 bad SQL or
-** parameters, 403 a write on a read-only file, 404, 405, 413 a body over
-** 1 MiB, 500 anything else (code -13, SQLQ_EUNKNOWN: a write whose outcome
-** is unknown; every other failed write wrote nothing), 503 a full queue
-** (with Retry-After), a task canceled, a database locked by another
-** process, 504 a query that ran out of time.
+** parameters, 403 a write on a read-only file, 404, 405, 500 anything else
+** (code -13, SQLQ_EUNKNOWN: a write whose outcome is unknown; every other
+** failed write wrote nothing), 503 a full queue (with Retry-After), a task
+** canceled, a database locked by another process, a request after
+** SIGTERM, 504 a query that ran out of time.  evhttp itself answers a
+** malformed request (400) or a body over 1 MiB or headers over 64 KiB
+** (413), in HTML.
 **
-** A client that disconnects while its request runs has its task canceled.
-** SIGINT or SIGTERM stops accepting, answers the requests in flight, and
-** exits 0.
+** A client that closes or resets its connection while its request runs
+** has its task canceled (a half-close, shutdown(SHUT_WR), counts as gone).
+** SIGINT or SIGTERM stops accepting, answers the requests in flight and
+** any later request on an open connection (503), and exits 0.
 **
 ** Why evhttp: it is in Debian (libevent-dev, beside the libevent adapter),
 ** it is a whole HTTP/1.1 server with keep-alive, body limits and timeouts,
@@ -54,6 +57,7 @@
 #include "sqlq_libevent.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <sys/queue.h> /* TAILQ_FOREACH, for evhttp's query arguments */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -71,7 +75,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define MAX_BODY (1 << 20) /* Bytes of a POST body */
+#define MAX_BODY (1 << 20)    /* Bytes of a POST body */
+#define MAX_HEADERS (1 << 16) /* Bytes of the request line and headers */
 
 /* What a request is for. */
 enum { REQ_READ, REQ_WRITE };
@@ -121,8 +126,49 @@ static json_t *must(json_t *v) {
 }
 
 /*
-** Ends the loop once quitting and every reply is sent; or, if some client
-** does not take its reply, 2 s after the last request in flight ended.
+** n bytes of text as a JSON string.  Text from the client, from SQLite's
+** messages and from the database file need not be UTF-8, which JSON must
+** be: each byte that does not begin a valid sequence becomes U+FFFD.
+*/
+static json_t *jtext(const char *s, size_t n) {
+  json_t *v = json_stringn(s, n);
+  char *out, *o;
+  size_t i = 0;
+  if (v) return v;
+  o = out = malloc(n * 3 + 1);
+  if (out == NULL) must(NULL);
+  while (i < n) {
+    unsigned char c = (unsigned char)s[i];
+    size_t len = c < 0x80       ? 1
+                 : c >> 5 == 6  ? 2
+                 : c >> 4 == 14 ? 3
+                 : c >> 3 == 30 ? 4
+                                : 0;
+    json_t *one = len && i + len <= n ? json_stringn(s + i, len) : NULL;
+    if (one) {
+      memcpy(o, s + i, len);
+      o += len;
+      i += len;
+      json_decref(one);
+    } else {
+      memcpy(o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i++;
+    }
+  }
+  v = must(json_stringn(out, (size_t)(o - out)));
+  free(out);
+  return v;
+}
+
+/* A NUL-terminated jtext(). */
+static json_t *jstr(const char *s) {
+  return jtext(s, strlen(s));
+}
+
+/*
+** Ends the loop once quitting, nothing is in flight and every reply is
+** sent; or, if some reply is still being sent, 2 s later at most.
 */
 static void maybe_exit(void) {
   static const struct timeval drain = {2, 0};
@@ -132,7 +178,16 @@ static void maybe_exit(void) {
 
 /* A reply was sent whole. */
 static void on_sent(struct evhttp_request *req, void *arg) {
-  (void)req;
+  (void)arg;
+  evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
+  S.nsending--;
+  maybe_exit();
+}
+
+/* A connection closed before its reply was sent whole (evhttp then never
+** calls on_sent). */
+static void on_unsent(struct evhttp_connection *evcon, void *arg) {
+  (void)evcon;
   (void)arg;
   S.nsending--;
   maybe_exit();
@@ -151,7 +206,14 @@ static void reply(struct evhttp_request *req, int code, json_t *body) {
   free(text);
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                     "application/json; charset=utf-8");
+  if (S.quitting) {
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                      "close");
+  }
+  /* One reply at a time per connection: exactly one of these runs. */
   evhttp_request_set_on_complete_cb(req, on_sent, NULL);
+  evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_unsent,
+                                NULL);
   S.nsending++;
   evhttp_send_reply(req, code, NULL, out);
   evbuffer_free(out);
@@ -172,6 +234,9 @@ static int http_status(int code, const char **title) {
       {SQLQ_EPARAMS, 400, "Invalid Parameters"},
       {SQLQ_ETXNCTL, 400, "Invalid SQL"},
       {SQLITE_ERROR, 400, "Invalid SQL"},
+      /* A statement that fails to compile on a connection that has not yet
+      ** read the schema can say SCHEMA instead of ERROR */
+      {SQLITE_SCHEMA, 400, "Invalid SQL"},
       {SQLITE_CONSTRAINT, 400, "Constraint Failed"},
       {SQLITE_MISMATCH, 400, "Invalid SQL"},
       {SQLITE_RANGE, 400, "Invalid Parameters"},
@@ -193,21 +258,25 @@ static int http_status(int code, const char **title) {
   return 500;
 }
 
-/* Answers with an error: code is an sqlq or SQLite code, or 0 for http. */
+/*
+** Answers with an error.  code is an sqlq or SQLite code (0: none); http
+** is the status, or 0 for the one that code maps to.  msg NULL: code's text.
+*/
 static void reply_error(struct evhttp_request *req, int http, int code,
                         const char *msg) {
   const char *title = http == 404   ? "Not Found"
                       : http == 405 ? "Method Not Allowed"
+                      : http == 500 ? "Server Error"
                                     : "Bad Request";
-  if (code != 0) http = http_status(code, &title);
+  if (http == 0) http = http_status(code, &title);
   if (code == SQLQ_EFULL) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After",
                       "1");
   }
   reply(req, http,
-        must(json_pack("{sbsssisiss}", "ok", 0, "error",
-                       msg ? msg : sqlq_strerror(code), "status", http, "code",
-                       code, "title", title)));
+        must(json_pack("{sbsosisiss}", "ok", 0, "error",
+                       jstr(msg ? msg : sqlq_strerror(code)), "status", http,
+                       "code", code, "title", title)));
 }
 
 /* The base64 alphabet: blobs in JSON. */
@@ -271,15 +340,15 @@ static void add_rows(json_t *o, const sqlq_result *r, int objects) {
   json_t *cols = must(json_array()), *rows = must(json_array());
   int row, col, ncol = sqlq_result_columns(r);
   for (col = 0; col < ncol; col++) {
-    json_array_append_new(cols,
-                          must(json_string(sqlq_result_column_name(r, col))));
+    json_array_append_new(cols, jstr(sqlq_result_column_name(r, col)));
   }
   for (row = 0; row < sqlq_result_rows(r); row++) {
     json_t *v = must(objects ? json_object() : json_array());
     for (col = 0; col < ncol; col++) {
       if (objects) {
-        json_object_set_new(v, sqlq_result_column_name(r, col),
-                            json_cell(r, row, col));
+        json_t *key = jstr(sqlq_result_column_name(r, col));
+        json_object_set_new(v, json_string_value(key), json_cell(r, row, col));
+        json_decref(key);
       } else {
         json_array_append_new(v, json_cell(r, row, col));
       }
@@ -351,10 +420,23 @@ static void on_done(sqlq_result *res, void *udata) {
 ** answers a connection that evhttp then finds closed and frees. */
 static void on_gone(evutil_socket_t fd, short what, void *arg) {
   Req *r = arg;
-  (void)fd;
-  (void)what;
+  char c;
+  ssize_t n = 0;
+  /* EV_READ: a reset (EPOLLERR), an end of stream, or a pipelined request */
+  if (!(what & EV_CLOSED)) n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    if (event_add(r->gone, NULL) != 0) must(NULL); /* Woken for nothing */
+    return;
+  }
   event_free(r->gone);
   r->gone = NULL;
+  if (n > 0) {
+    /* A request pipelined behind this one: from now on watch only for the
+    ** close (a reset then goes unseen until the task ends). */
+    r->gone = event_new(S.base, fd, EV_CLOSED, on_gone, r);
+    if (r->gone == NULL || event_add(r->gone, NULL) != 0) must(NULL);
+    return;
+  }
   sqlq_cancel(S.q, r->task); /* SQLQ_ENOTFOUND: it is ending anyway */
 }
 
@@ -369,6 +451,12 @@ static void start(struct evhttp_request *req, int kind, sqlq_call *call,
       evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
   int64_t id;
   if (r == NULL) must(NULL);
+  if (S.quitting) { /* A keep-alive client's request after SIGTERM */
+    reply_error(req, 0, SQLQ_ECLOSED, "the server is shutting down");
+    json_decref(query);
+    free(r);
+    return;
+  }
   r->req = req;
   r->kind = kind;
   r->objects = objects;
@@ -388,8 +476,10 @@ static void start(struct evhttp_request *req, int kind, sqlq_call *call,
   if (S.inflight) S.inflight->prev = r;
   S.inflight = r;
   /* evhttp reads nothing more until it has answered, so it would not see
-  ** the client go; EV_CLOSED sees it without reading. */
-  r->gone = event_new(S.base, bufferevent_getfd(bev), EV_CLOSED, on_gone, r);
+  ** the client go; EV_CLOSED sees a close without reading, EV_READ a
+  ** reset. */
+  r->gone = event_new(S.base, bufferevent_getfd(bev), EV_READ | EV_CLOSED,
+                      on_gone, r);
   if (r->gone == NULL || event_add(r->gone, NULL) != 0) must(NULL);
 }
 
@@ -414,6 +504,11 @@ static void do_read(struct evhttp_request *req) {
     return;
   }
   TAILQ_FOREACH(kv, &args, next) {
+    /* evhttp decodes the values, not the keys */
+    char *key = evhttp_uridecode(kv->key, 1, NULL);
+    if (key == NULL) must(NULL);
+    free(kv->key);
+    kv->key = key;
     n += kv->key[0] != '_' && strcmp(kv->key, "sql");
   }
   vals = calloc((size_t)n + 1, sizeof(*vals));
@@ -438,7 +533,9 @@ static void do_read(struct evhttp_request *req) {
       strcpy(name + 1, kv->key);
       names[i] = name;
       vals[i++] = sqlq_text(kv->value);
-      json_object_set_new(params, kv->key, must(json_string(kv->value)));
+      json_t *key = jstr(kv->key);
+      json_object_set_new(params, json_string_value(key), jstr(kv->value));
+      json_decref(key);
     }
   }
   if (sql == NULL) {
@@ -454,7 +551,7 @@ static void do_read(struct evhttp_request *req) {
     call.nparams = n;
     call.timeout_ms = (int)limit; /* Only lowers the handle's */
     start(req, REQ_READ, &call,
-          must(json_pack("{ssso}", "sql", sql, "params", params)),
+          must(json_pack("{soso}", "sql", jstr(sql), "params", params)),
           shape && strcmp(shape, "objects") == 0);
     params = NULL;
   }
@@ -508,8 +605,13 @@ static const char *json_param(json_t *v, sqlq_value *out, unsigned char **buf) {
     }
     *buf = malloc(n / 4 * 3 + 3);
     if (*buf == NULL) must(NULL);
-    for (i = 0; i < n && s[i] != '='; i++) {
-      const char *at = strchr(B64, s[i]);
+    /* Strict: whole groups of 4, and "=" only as the last one or two */
+    if (n % 4 != 0) return "encoded is not base64";
+    for (i = 0; i < n; i++) {
+      const char *at = s[i] ? strchr(B64, s[i]) : NULL;
+      if (s[i] == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=')) {
+        break;
+      }
       if (at == NULL) return "encoded is not base64";
       acc = acc << 6 | (uint32_t)(at - B64);
       if ((bits += 6) >= 8) (*buf)[k++] = (unsigned char)(acc >> (bits -= 8));
@@ -611,7 +713,7 @@ static void do_activity(struct evhttp_request *req) {
   json_t *o, *conns;
   int rc = sqlq_activity(S.q, &res);
   if (rc != 0) {
-    reply_error(req, 0, rc, res ? sqlq_result_error(res) : NULL);
+    reply_error(req, 500, rc, res ? sqlq_result_error(res) : NULL);
     sqlq_result_free(res);
     return;
   }
@@ -652,9 +754,9 @@ static void do_cancel(struct evhttp_request *req, const char *arg) {
     reply(req, 200,
           must(json_pack("{sbsI}", "ok", 1, "canceled", (json_int_t)id)));
   } else if (rc == SQLQ_ENOTFOUND) {
-    reply_error(req, 404, 0, sqlq_strerror(rc));
+    reply_error(req, 404, rc, NULL);
   } else {
-    reply_error(req, 400, 0, "the task id must be a number > 0");
+    reply_error(req, 400, SQLQ_EINVAL, "the task id must be a number > 0");
   }
 }
 
@@ -767,6 +869,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   port = number_arg("PORT", argv[optind + 1], 0);
+  if (port > 65535) {
+    fputs("http_server: PORT must be at most 65535\n", stderr);
+    return 2;
+  }
   slash = strrchr(argv[optind], '/');
   name = strdup(slash ? slash + 1 : argv[optind]);
   if (name == NULL) must(NULL);
@@ -792,11 +898,12 @@ int main(int argc, char **argv) {
     return 1;
   }
   /* Every method reaches on_request, which answers 405 for the wrong one */
-  evhttp_set_allowed_methods(S.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                         EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
-                                         EVHTTP_REQ_OPTIONS);
+  evhttp_set_allowed_methods(
+      S.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                  EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
+                  EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
   evhttp_set_max_body_size(S.http, MAX_BODY);
+  evhttp_set_max_headers_size(S.http, MAX_HEADERS);
   evhttp_set_timeout(S.http, 60);
   evhttp_set_gencb(S.http, on_request, NULL);
   S.listener =
@@ -812,7 +919,8 @@ int main(int argc, char **argv) {
     must(NULL);
   }
   if (S.probe_ms > 0) {
-    struct timeval tv = {0, (suseconds_t)(S.probe_ms * 1000)};
+    int ms = (int)S.probe_ms;
+    struct timeval tv = {ms / 1000, (suseconds_t)(ms % 1000) * 1000};
     probe = event_new(S.base, -1, EV_PERSIST, on_probe, NULL);
     if (probe == NULL || event_add(probe, &tv) != 0) must(NULL);
     S.probe_at = now_ms() + S.probe_ms;
@@ -833,7 +941,7 @@ int main(int argc, char **argv) {
   event_free(sigint);
   event_free(sigterm);
   sqlq_event_detach(&att);
-  rc = sqlq_close(S.q); /* Nothing is in flight: the loop waited */
+  rc = sqlq_close(S.q); /* Nothing in flight: the loop waited for it */
   evhttp_free(S.http);
   event_base_free(S.base);
   free(name);

@@ -41,7 +41,8 @@ TL_VERSION := $(call header_version,TIMELIMIT_VERSION,ext/timelimit.h)
 # Debian packages: to build, to run the tests, to run the demo.
 DEPS_BUILD = gcc make pkg-config libsqlite3-dev
 DEPS_TEST = $(DEPS_BUILD) check sqlite3 python3 python3-apsw python3-aiosqlite \
-  sqlite-utils libuv1-dev libevent-dev libjansson-dev
+  sqlite-utils libuv1-dev libevent-dev libjansson-dev python3-dev \
+  python3-setuptools python3-pip python3-pytest python3-pytest-asyncio
 DEPS_DEMO = $(DEPS_BUILD) sqlite3
 DEPS_FUZZ = $(DEPS_BUILD) clang libclang-rt-14-dev
 FUZZ_CC ?= clang
@@ -218,7 +219,7 @@ $(BUILD)/bench_timelimit: tests/bench/bench_timelimit.c ext/timelimit.h $(TL_LIB
 test:
 	@scripts/deps.sh $(DEPS_TEST)
 	@$(MAKE) --no-print-directory test-c test-sql test-python test-clients \
-	  test-example test-adapters test-install test-docs test-deps
+	  test-example test-adapters test-pymod test-install test-docs test-deps
 
 # The extension in the sqlite3 shell (whose exit status is 1 for the errors
 # the demo shows on purpose; a shell killed by a signal fails the demo), then
@@ -236,6 +237,8 @@ sanitize:
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	  SANITIZE=address,undefined test-c
 	@$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread test-c
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  SANITIZE=address,undefined test-pymod
 
 valgrind:
 	@scripts/deps.sh $(DEPS_TEST) valgrind
@@ -262,11 +265,14 @@ $(FUZZ_BIN): tests/fuzz_timelimit.c ext/timelimit.c ext/timelimit.h
 	  tests/fuzz_timelimit.c ext/timelimit.c $(SQLITE_LIBS) -lm -pthread
 
 bench:
-	@scripts/deps.sh $(DEPS_BUILD) python3 libevent-dev libjansson-dev wrk
-	@$(MAKE) --no-print-directory $(BENCH_BINS) $(EXAMPLE_BIN)
+	@scripts/deps.sh $(DEPS_BUILD) python3 libevent-dev libjansson-dev wrk \
+	  python3-dev python3-setuptools python3-aiosqlite
+	@$(MAKE) --no-print-directory $(BENCH_BINS) $(EXAMPLE_BIN) python
 	$(BUILD)/bench_timelimit
 	d=$$(mktemp -d) && $(BUILD)/bench_sqlq $$d; rc=$$?; rm -rf $$d; exit $$rc
 	d=$$(mktemp -d) && $(PYTHON) tests/bench/bench_http.py $(EXAMPLE_BIN) $$d; \
+	  rc=$$?; rm -rf $$d; exit $$rc
+	d=$$(mktemp -d) && $(PY_ENV) $(PYTHON) shim/python/bench.py $$d; \
 	  rc=$$?; rm -rf $$d; exit $$rc
 
 # Slow sanitizer builds get more time per Check test; test files go under
@@ -300,6 +306,42 @@ test-python: $(EXT_SO)
 	  rm -rf $$d; [ "$$out" = "interrupted deadline" ] || \
 	  { echo "quickstart.py printed '$$out'"; exit 1; }; \
 	  echo "ok   ext/examples/quickstart.py"
+
+# The Python package (shim/python): its C core built against this build's
+# libsqlq.a into $(PY_LIB), its pytest suite and example, and an install
+# with pip.  Under SANITIZE the interpreter preloads the sanitizer runtime
+# (CPython's own allocations at exit are not leaks of ours).
+PY_LIB = $(BUILD)/python/lib
+PY_SRC = shim/python/setup.py shim/python/sqlq/__init__.py \
+  shim/python/sqlq/_sqlq.c
+PY_ENV = PYTHONPATH=$(CURDIR)/$(PY_LIB) $(if $(SANITIZE),\
+  LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0)
+python: $(PY_LIB)/sqlq/__init__.py
+$(PY_LIB)/sqlq/__init__.py: $(PY_SRC) shim/sqlq.h $(SQLQ_LIB) $(CC_STAMP)
+	cd shim/python && SQLQ_BUILD=$(CURDIR)/$(BUILD) CC="$(CC)" \
+	  CFLAGS="$(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer)" \
+	  LDFLAGS="$(SANITIZE_LDFLAGS)" $(PYTHON) setup.py -q build \
+	  --build-base $(CURDIR)/$(BUILD)/python --build-lib $(CURDIR)/$(PY_LIB) \
+	  --force
+	touch $@
+
+test-pymod: python
+	$(PY_ENV) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	  -c shim/python/pytest.ini shim/python/tests
+	$(PY_ENV) $(PYTHON) shim/python/examples/bot.py
+	d=$$(mktemp -d) && out=$$(cd $$d && $(PY_ENV) $(PYTHON) \
+	  $(CURDIR)/shim/python/examples/quickstart.py); rm -rf $$d; \
+	  [ "$$out" = "$$(printf '1 1\n1 hello\na runaway query stopped')" ] || \
+	  { echo "quickstart.py printed '$$out'"; exit 1; }; \
+	  echo "ok   shim/python/examples/quickstart.py"
+ifeq ($(SANITIZE),)
+	d=$$(mktemp -d) && $(PYTHON) -m pip install -q --no-build-isolation \
+	  --no-index --target $$d ./shim/python 2>&1 | grep -v 'root' ; \
+	  out=$$(cd $$d && $(PYTHON) -c 'import sqlq; print(sqlq.__file__)'); \
+	  rm -rf $$d shim/python/build shim/python/sqlq.egg-info; \
+	  case "$$out" in $$d/*) echo "ok   pip install ./shim/python";; \
+	  *) echo "pip install ./shim/python: imported '$$out'"; exit 1;; esac
+endif
 
 # README.md's error texts and defaults are sqlq.h's.
 test-docs:
@@ -387,7 +429,7 @@ uninstall:
 clean:
 	rm -rf build $(EXT_SO)
 
-.PHONY: FORCE all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python \
+.PHONY: FORCE all test demo sanitize valgrind bench fuzz test-long test-c test-sql test-python python test-pymod \
   test-clients test-docs test-deps test-example test-adapters test-install \
   install \
   uninstall clean

@@ -26,6 +26,13 @@ have() {
     python3-apsw) "$python" -c 'import apsw' 2>/dev/null ;;
     python3-aiosqlite) "$python" -c 'import aiosqlite' 2>/dev/null ;;
     sqlite-utils) "$python" -c 'import sqlite_utils' 2>/dev/null ;;
+    python3-dev)
+      [ -f "$("$python" -c 'import sysconfig
+print(sysconfig.get_paths()["include"])' 2>/dev/null)/Python.h" ] ;;
+    python3-setuptools) "$python" -c 'import setuptools' 2>/dev/null ;;
+    python3-pip) "$python" -m pip --version >/dev/null 2>&1 ;;
+    python3-pytest) "$python" -c 'import pytest' 2>/dev/null ;;
+    python3-pytest-asyncio) "$python" -c 'import pytest_asyncio' 2>/dev/null ;;
     libclang-rt-14-dev)
       printf 'int LLVMFuzzerTestOneInput(const char *p, unsigned long n)'`
         `'{ (void)p; (void)n; return 0; }\n' |
@@ -48,6 +55,11 @@ what() {
     python3-apsw) echo "Python module apsw" ;;
     python3-aiosqlite) echo "Python module aiosqlite" ;;
     sqlite-utils) echo "Python module sqlite_utils" ;;
+    python3-dev) echo "Python.h of $python" ;;
+    python3-setuptools) echo "Python module setuptools" ;;
+    python3-pip) echo "Python module pip" ;;
+    python3-pytest) echo "Python module pytest" ;;
+    python3-pytest-asyncio) echo "Python module pytest_asyncio" ;;
     libclang-rt-14-dev) echo "clang's libFuzzer (-fsanitize=fuzzer)" ;;
     *) echo "program $1" ;;
   esac

@@ -157,6 +157,8 @@ static int fail(int n, const char *zWhat) {
   return 1;
 }
 
+static const char *const azKey[] = {":k"};
+
 /* Submits task i of copy m of the mix (its keys are m*KEY_STRIDE higher). */
 static void submit(sqlq *q, int m, int i) {
   sqlq_value one, aMany[2]; /* (sqlq_submit() copies them) */
@@ -170,10 +172,13 @@ static void submit(sqlq *q, int m, int i) {
   c.sql = "INSERT INTO t VALUES(?1, 'w')";
   t->nKeys = 1;
   switch (i) {
+  case 5: /* By name: the binding's own allocation fails too */
+    c.sql = "INSERT INTO t VALUES(:k, 'w')";
+    c.names = azKey;
+    /* fall through */
   case 0:
   case 1:
   case 2:
-  case 5:
     t->base = off + 100 + i;
     one = sqlq_int(t->base);
     c.params = &one;
@@ -221,11 +226,20 @@ static void submit(sqlq *q, int m, int i) {
     c.arg = t;
     c.flags = SQLQ_ISOLATED;
     break;
-  case 10:
+  case 10: {
+    /* sqlq_activity() under the same failures: a result or an error */
+    sqlq_result *r;
+    int rc = sqlq_activity(q, &r);
+    if (rc != 0 && rc != SQLITE_NOMEM && rc != SQLQ_ENOMEM) {
+      fprintf(stderr, "fault_sqlq: sqlq_activity: %d\n", rc);
+      exit(1);
+    }
+    sqlq_result_free(r);
     t->nKeys = 0;
     c.kind = SQLQ_READ;
     c.sql = "SELECT count(*) FROM t";
     break;
+  }
   case 11:
     t->nKeys = 0;
     c.kind = SQLQ_READ_FN;

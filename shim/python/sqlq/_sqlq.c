@@ -362,6 +362,14 @@ static Result *newResult(PyObject *columns) {
   return r;
 }
 
+/* Appends a Row of values (stolen) to r; -1 with an error set. */
+static int appendRow(Result *r, PyObject *values) {
+  PyObject *row = newRow(values, r->columns);
+  int rc = row ? PyList_Append(r->rows, row) : -1;
+  Py_XDECREF(row);
+  return rc;
+}
+
 /* One value as Python: int, float, str (or bytes if not UTF-8), bytes,
 ** None. */
 static PyObject *pyValue(int type, int64_t i, double f, const void *p,
@@ -403,7 +411,7 @@ static PyObject *resultOf(const sqlq_result *res, int bWrite) {
   r = newResult(columns);
   if (r == NULL) return NULL;
   for (i = 0; i < nrow; i++) {
-    PyObject *values = PyTuple_New(ncol), *row;
+    PyObject *values = PyTuple_New(ncol);
     if (values == NULL) goto fail;
     for (j = 0; j < ncol; j++) {
       int64_t n;
@@ -417,12 +425,7 @@ static PyObject *resultOf(const sqlq_result *res, int bWrite) {
       }
       PyTuple_SET_ITEM(values, j, v);
     }
-    row = newRow(values, r->columns);
-    if (row == NULL || PyList_Append(r->rows, row) != 0) {
-      Py_XDECREF(row);
-      goto fail;
-    }
-    Py_DECREF(row);
+    if (appendRow(r, values) != 0) goto fail;
   }
   r->truncated = sqlq_result_truncated(res);
   if (bWrite) {
@@ -727,7 +730,7 @@ static PyObject *connRun(Conn *c, PyObject *sql, PyObject *params, int many) {
   for (i = 0; i < (p.nRow ? p.nRow : 1); i++) {
     if (bindRow(pStmt, &p, i) != 0) goto fail;
     for (;;) {
-      PyObject *values, *row;
+      PyObject *values;
       Py_BEGIN_ALLOW_THREADS rc = sqlite3_step(pStmt);
       Py_END_ALLOW_THREADS if (rc != SQLITE_ROW) break;
       values = PyTuple_New(ncol);
@@ -743,12 +746,7 @@ static PyObject *connRun(Conn *c, PyObject *sql, PyObject *params, int many) {
         }
         PyTuple_SET_ITEM(values, j, v);
       }
-      row = newRow(values, r->columns);
-      if (row == NULL || PyList_Append(r->rows, row) != 0) {
-        Py_XDECREF(row);
-        goto fail;
-      }
-      Py_DECREF(row);
+      if (appendRow(r, values) != 0) goto fail;
     }
     if (rc != SQLITE_DONE) {
       raiseError(sqlite3_extended_errcode(c->db), sqlite3_errmsg(c->db));
